@@ -1,0 +1,72 @@
+package callvault
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Roles. See SPEC.md for what each may do.
+const (
+	RoleAdmin     = "admin"
+	RoleCEO       = "ceo"
+	RolePrincipal = "principal"
+	RoleDPO       = "dpo"
+	RoleListener  = "listener"
+)
+
+// Roles lists every role, in display order.
+var Roles = []string{RoleAdmin, RoleCEO, RolePrincipal, RoleDPO, RoleListener}
+
+// ValidRole reports whether r is a role.
+func ValidRole(r string) bool { return slices.Contains(Roles, r) }
+
+// User is a person who signs in.
+type User struct {
+	ID                 int64     `json:"id"`
+	Login              string    `json:"login"`
+	Name               string    `json:"name"`
+	Email              string    `json:"email"`
+	Role               string    `json:"role"`
+	AcademyIDs         []int64   `json:"academy_ids"` // scope, for principals and listeners
+	PasswordHash       string    `json:"-"`
+	MustChangePassword bool      `json:"must_change_password"`
+	Disabled           bool      `json:"disabled"`
+	CreatedAt          time.Time `json:"created_at"`
+}
+
+// Session is a signed-in browser. The token is only ever held by the browser;
+// the database keeps its SHA-256.
+type Session struct {
+	TokenHash string
+	UserID    int64
+	CreatedAt time.Time
+	LastSeen  time.Time
+	ExpiresAt time.Time // absolute limit
+}
+
+// Session limits.
+const (
+	SessionIdle     = 30 * time.Minute
+	SessionAbsolute = 12 * time.Hour
+)
+
+// UserService manages accounts and sessions.
+type UserService interface {
+	// CreateUser returns ECONFLICT if the login exists, EINVALID for a bad role.
+	CreateUser(ctx context.Context, u *User) error
+	FindUserByID(ctx context.Context, id int64) (*User, error)
+	FindUserByLogin(ctx context.Context, login string) (*User, error)
+	FindUsers(ctx context.Context) ([]*User, error)
+	// SetPassword stores a new hash and clears MustChangePassword unless must.
+	SetPassword(ctx context.Context, id int64, hash string, must bool) error
+	// DisableUser disables the account and deletes its sessions.
+	DisableUser(ctx context.Context, id int64) error
+
+	CreateSession(ctx context.Context, s *Session) error
+	// FindSession returns the session and its user; EUNAUTHORIZED if it is
+	// missing, expired, idle too long or its user is disabled. It updates
+	// LastSeen.
+	FindSession(ctx context.Context, tokenHash string) (*Session, *User, error)
+	DeleteSession(ctx context.Context, tokenHash string) error
+}
