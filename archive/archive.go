@@ -1,0 +1,316 @@
+// Package archive is the recording archive's use cases: it takes audio in
+// (validate, hash, encrypt, store durably, then commit the row), gives audio
+// back out (decrypt only the chunks asked for, render G.711 for browsers) and
+// reconciles storage with the database after a crash.
+//
+// It depends only on the root package's interfaces and on the audio codec
+// library; cmd/callvault gives it concrete stores.
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/audio"
+)
+
+// DefaultMaxSize is the largest recording accepted unless configured.
+const DefaultMaxSize = 512 << 20
+
+// DefaultRetention is the policy's "typically 12 months".
+const DefaultRetentionMonths = 12
+
+// Observer is told about ingests, for metrics.
+type Observer interface {
+	Ingested(source string, bytes int64)
+	IngestFailed(source, code string)
+}
+
+// Archive stores and plays recordings.
+type Archive struct {
+	Recordings callvault.RecordingService
+	Academies  callvault.AcademyService
+	Blobs      callvault.BlobStore
+	Vault      callvault.Vault
+	Now        callvault.Clock
+	Logger     *slog.Logger
+	Observer   Observer
+
+	MaxSize         int64 // bytes; DefaultMaxSize when 0
+	RetentionMonths int   // DefaultRetentionMonths when 0
+}
+
+// IngestRequest is one recording arriving.
+type IngestRequest struct {
+	Source *callvault.Source
+	Meta   Metadata
+	Audio  io.Reader
+}
+
+// Ingest stores one recording. It returns the recording and created=false
+// when (source, source_ref) was already stored: retries are idempotent. Bad
+// audio is EINVALID or EUNSUPPORTED, too much of it ETOOLARGE; in every error
+// case nothing is left behind.
+func (a *Archive) Ingest(ctx context.Context, req IngestRequest) (rec *callvault.Recording, created bool, err error) {
+	src := req.Source
+	if src == nil {
+		return nil, false, callvault.Errorf(callvault.EUNAUTHORIZED, "no ingest source")
+	}
+	defer func() {
+		if err != nil && a.Observer != nil {
+			a.Observer.IngestFailed(src.Name, callvault.ErrorCode(err))
+		}
+	}()
+	sys := callvault.NewContextWithActor(ctx, callvault.SystemActor)
+	if err := req.Meta.Validate(); err != nil {
+		return nil, false, err
+	}
+	if r, err := a.Recordings.FindRecordingBySourceRef(sys, src.ID, req.Meta.SourceRef); err == nil {
+		return r, false, nil
+	} else if callvault.ErrorCode(err) != callvault.ENOTFOUND {
+		return nil, false, err
+	}
+
+	parts := req.Meta.participants()
+	academy, err := a.academyFor(sys, req.Meta.Academy, parts)
+	if err != nil {
+		return nil, false, err
+	}
+
+	u, err := uuid.NewV7()
+	if err != nil {
+		return nil, false, callvault.Wrap(callvault.EINTERNAL, err, "could not make a recording id")
+	}
+	id := u.String()
+	epoch := callvault.KeyEpoch(req.Meta.StartedAt)
+	key := BlobKey(epoch, id)
+
+	sum, size, info, w, err := a.write(sys, key, id, epoch, req.Audio)
+	if err != nil {
+		return nil, false, err
+	}
+	// From here the temp blob exists: abort it on every failure path.
+	committed := false
+	defer func() {
+		if err == nil {
+			return
+		}
+		if !committed {
+			_ = w.Abort()
+		} else if derr := a.Blobs.Delete(context.WithoutCancel(ctx), key); derr != nil {
+			a.log().Error("ingest: could not remove blob after failed commit; the sweeper will", "key", key, "err", derr)
+		}
+	}()
+
+	now := a.now()
+	rec = &callvault.Recording{
+		ID:           id,
+		AcademyID:    academy.ID,
+		Academy:      academy.Slug,
+		SourceID:     src.ID,
+		SourceKind:   src.Kind,
+		SourceRef:    req.Meta.SourceRef,
+		StartedAt:    req.Meta.StartedAt.UTC().Truncate(time.Millisecond),
+		Duration:     info.Duration.Truncate(time.Millisecond),
+		Direction:    req.Meta.Direction,
+		Participants: parts,
+		Format:       info.Format,
+		Codec:        info.Codec,
+		SampleRate:   info.SampleRate,
+		Channels:     info.Channels,
+		DataOffset:   info.DataOffset,
+		DataSize:     info.DataSize,
+		Size:         size,
+		SHA256:       sum,
+		BlobKey:      key,
+		KeyEpoch:     epoch,
+		State:        callvault.StateStored,
+		CreatedAt:    now.UTC().Truncate(time.Millisecond),
+	}
+	if req.Meta.EndedAt != nil {
+		rec.EndedAt = req.Meta.EndedAt.UTC().Truncate(time.Millisecond)
+	} else {
+		rec.EndedAt = rec.StartedAt.Add(rec.Duration)
+	}
+	rec.RetainUntil = a.retainUntil(rec.StartedAt)
+
+	// The blob is durable before the row exists: a crash in between leaves
+	// an orphan blob for the sweeper, never a row without audio.
+	if err = w.Commit(); err != nil {
+		return nil, false, callvault.Wrap(callvault.EUNAVAILABLE, err, "recording could not be stored")
+	}
+	committed = true
+	if err = a.Recordings.CreateRecording(sys, rec); err != nil {
+		if callvault.ErrorCode(err) == callvault.ECONFLICT {
+			// A concurrent retry won the race; return its recording.
+			if r, ferr := a.Recordings.FindRecordingBySourceRef(sys, src.ID, req.Meta.SourceRef); ferr == nil {
+				if derr := a.Blobs.Delete(context.WithoutCancel(ctx), key); derr != nil {
+					a.log().Error("ingest: could not remove duplicate blob", "key", key, "err", derr)
+				}
+				return r, false, nil
+			}
+		}
+		return nil, false, err
+	}
+	if a.Observer != nil {
+		a.Observer.Ingested(src.Name, size)
+	}
+	a.log().Info("recording stored", "id", id, "source", src.Name, "academy", academy.Slug, "bytes", size, "duration", rec.Duration)
+	return rec, true, nil
+}
+
+// write streams audio through SHA-256 and encryption into a new blob, then
+// validates it by reading the ciphertext back through the vault. The caller
+// owns the returned writer (commit or abort) when err is nil.
+func (a *Archive) write(ctx context.Context, key, id, epoch string, body io.Reader) (string, int64, audio.Info, callvault.BlobWriter, error) {
+	var info audio.Info
+	w, err := a.Blobs.Create(ctx, key)
+	if err != nil {
+		return "", 0, info, nil, callvault.Wrap(callvault.EUNAVAILABLE, err, "recording could not be stored")
+	}
+	sum, size, info, err := a.encryptAndProbe(w, id, epoch, body)
+	if err != nil {
+		_ = w.Abort()
+		return "", 0, info, nil, err
+	}
+	return sum, size, info, w, nil
+}
+
+func (a *Archive) encryptAndProbe(w callvault.BlobWriter, id, epoch string, body io.Reader) (string, int64, audio.Info, error) {
+	var info audio.Info
+	enc, err := a.Vault.Encrypt(w, id, epoch)
+	if err != nil {
+		return "", 0, info, callvault.Wrap(callvault.EUNAVAILABLE, err, "recording could not be encrypted")
+	}
+	h := sha256.New()
+	max := a.maxSize()
+	size, err := io.Copy(enc, io.TeeReader(io.LimitReader(body, max+1), h))
+	if err != nil {
+		var ce *callvault.Error
+		if errors.As(err, &ce) {
+			return "", 0, info, err
+		}
+		return "", 0, info, callvault.Wrap(callvault.EINVALID, err, "audio upload was interrupted")
+	}
+	if size > max {
+		return "", 0, info, callvault.Errorf(callvault.ETOOLARGE, "audio is larger than the limit of %d bytes", max)
+	}
+	if size == 0 {
+		return "", 0, info, callvault.Errorf(callvault.EINVALID, "audio is empty")
+	}
+	if err = enc.Close(); err != nil {
+		return "", 0, info, callvault.Wrap(callvault.EUNAVAILABLE, err, "recording could not be stored")
+	}
+	plain, psize, err := a.Vault.Decrypt(w, w.Size(), id, epoch)
+	if err != nil {
+		return "", 0, info, callvault.Wrap(callvault.EINTERNAL, err, "recording could not be verified after encryption")
+	}
+	if psize != size {
+		return "", 0, info, callvault.Errorf(callvault.EINTERNAL, "encrypted size mismatch")
+	}
+	if info, err = audio.Probe(plain, psize); err != nil {
+		return "", 0, info, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, info, nil
+}
+
+func (a *Archive) academyFor(ctx context.Context, slug string, parts []callvault.Participant) (*callvault.Academy, error) {
+	if slug != "" {
+		ac, err := a.Academies.FindAcademyBySlug(ctx, slug)
+		if callvault.ErrorCode(err) == callvault.ENOTFOUND {
+			return nil, callvault.Errorf(callvault.EINVALID, "unknown academy %q", slug)
+		}
+		return ac, err
+	}
+	all, err := a.Academies.FindAcademies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ac := callvault.AssignAcademy(all, parts); ac != nil {
+		return ac, nil
+	}
+	for _, ac := range all {
+		if ac.Slug == callvault.UnassignedSlug {
+			return ac, nil
+		}
+	}
+	return nil, callvault.Errorf(callvault.EINTERNAL, "the unassigned academy is missing")
+}
+
+// Audio is a recording's browser-playable rendition, open for random access.
+type Audio struct {
+	io.ReaderAt
+	Size        int64
+	ContentType string
+	blob        callvault.Blob
+}
+
+// Close releases the underlying blob.
+func (au *Audio) Close() error { return au.blob.Close() }
+
+// OpenAudio opens the playable rendition of rec. The caller must have
+// decided access with callvault.CanPlay first. Only the chunks read are
+// decrypted.
+func (a *Archive) OpenAudio(ctx context.Context, rec *callvault.Recording) (*Audio, error) {
+	b, err := a.Blobs.Open(ctx, rec.BlobKey)
+	if err != nil {
+		if callvault.ErrorCode(err) == callvault.ENOTFOUND {
+			return nil, callvault.Wrap(callvault.EUNAVAILABLE, err, "the audio of this recording is missing")
+		}
+		return nil, err
+	}
+	plain, size, err := a.Vault.Decrypt(b, b.Size(), rec.ID, rec.KeyEpoch)
+	if err != nil {
+		b.Close()
+		return nil, callvault.Wrap(callvault.EINTERNAL, err, "the audio of this recording could not be decrypted")
+	}
+	info := audio.Info{Format: rec.Format, Codec: rec.Codec, SampleRate: rec.SampleRate, Channels: rec.Channels,
+		Duration: rec.Duration, DataOffset: rec.DataOffset, DataSize: rec.DataSize}
+	r, rsize, ctype, err := audio.Rendition(plain, size, info)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return &Audio{ReaderAt: r, Size: rsize, ContentType: ctype, blob: b}, nil
+}
+
+// BlobKey is where a recording's ciphertext lives: grouped by key epoch so
+// that a month's blobs sit together.
+func BlobKey(epoch, id string) string { return "recordings/" + epoch + "/" + id + ".age" }
+
+func (a *Archive) retainUntil(started time.Time) time.Time {
+	months := a.RetentionMonths
+	if months <= 0 {
+		months = DefaultRetentionMonths
+	}
+	return started.In(callvault.London).AddDate(0, months, 0).UTC()
+}
+
+func (a *Archive) maxSize() int64 {
+	if a.MaxSize > 0 {
+		return a.MaxSize
+	}
+	return DefaultMaxSize
+}
+
+func (a *Archive) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Archive) log() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
+}
