@@ -1,0 +1,220 @@
+package web
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/archive"
+)
+
+// recordingJSON is a recording as the API shows it.
+type recordingJSON struct {
+	*callvault.Recording
+	DurationSeconds float64 `json:"duration_seconds"`
+	AudioURL        string  `json:"audio_url,omitempty"`
+}
+
+func (s *Server) toJSON(r *http.Request, rec *callvault.Recording) recordingJSON {
+	j := recordingJSON{Recording: rec, DurationSeconds: rec.Duration.Seconds()}
+	if callvault.CanPlay(actor(r.Context()), rec) {
+		j.AudioURL = "/api/v1/recordings/" + rec.ID + "/audio"
+	}
+	return j
+}
+
+// ingest is POST /api/v1/recordings: multipart/form-data with a "metadata"
+// JSON part followed by an "audio" file part, streamed straight through the
+// archive (never buffered whole).
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
+	src := actor(r.Context()).Source
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" {
+		s.jsonError(w, r, callvault.Errorf(callvault.EUNSUPPORTED, "send multipart/form-data with a metadata part and an audio part"))
+		return
+	}
+	max := s.Archive.MaxSize
+	if max <= 0 {
+		max = archive.DefaultMaxSize
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, max+archive.MaxMetadataSize+64<<10)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		s.jsonError(w, r, callvault.Errorf(callvault.EINVALID, "the multipart body could not be read"))
+		return
+	}
+	var meta *archive.Metadata
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			s.jsonError(w, r, multipartError(err))
+			return
+		}
+		switch part.FormName() {
+		case "metadata":
+			if meta != nil {
+				s.jsonError(w, r, callvault.Errorf(callvault.EINVALID, "more than one metadata part"))
+				return
+			}
+			m, err := archive.DecodeMetadata(part)
+			if err != nil {
+				s.jsonError(w, r, err)
+				return
+			}
+			meta = &m
+		case "audio":
+			if meta == nil {
+				s.jsonError(w, r, callvault.Errorf(callvault.EINVALID, "the metadata part must come before the audio part"))
+				return
+			}
+			if err := checkAudioPart(part); err != nil {
+				s.jsonError(w, r, err)
+				return
+			}
+			rec, created, err := s.Archive.Ingest(r.Context(), archive.IngestRequest{Source: src, Meta: *meta, Audio: &bodyErrReader{part}})
+			if err != nil {
+				s.jsonError(w, r, err)
+				return
+			}
+			status := http.StatusOK
+			if created {
+				status = http.StatusCreated
+				w.Header().Set("Location", "/api/v1/recordings/"+rec.ID)
+			}
+			writeJSON(w, status, map[string]any{"id": rec.ID, "created": created, "sha256": rec.SHA256,
+				"duration_seconds": rec.Duration.Seconds(), "academy": rec.Academy})
+			return
+		default:
+			s.jsonError(w, r, callvault.Errorf(callvault.EINVALID, "unexpected part %q: only metadata and audio", trim(part.FormName(), 40)))
+			return
+		}
+	}
+	s.jsonError(w, r, callvault.Errorf(callvault.EINVALID, "the audio part is missing"))
+}
+
+// checkAudioPart refuses parts that are plainly not audio, and file names
+// that try to be paths (callvault never uses them, but a client sending one
+// is confused or hostile).
+func checkAudioPart(p *multipart.Part) error {
+	ct := p.Header.Get("Content-Type")
+	if ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !(strings.HasPrefix(mt, "audio/") || mt == "application/octet-stream" || mt == "application/ogg") {
+			return callvault.Errorf(callvault.EUNSUPPORTED, "the audio part has content type %q; send audio/wav, audio/ogg, audio/mpeg or application/octet-stream", trim(ct, 60))
+		}
+	}
+	// FileName() strips directories; look at the raw parameter.
+	_, params, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+	name := params["filename"]
+	if strings.ContainsAny(name, "/\\") || strings.Contains(name, "..") || strings.IndexFunc(name, unicode.IsControl) >= 0 || len(name) > 255 {
+		return callvault.Errorf(callvault.EINVALID, "the audio file name must be a plain file name, not a path")
+	}
+	return nil
+}
+
+// bodyErrReader turns request-body failures into domain errors, so an
+// over-limit body is 413 and a dropped connection is 400.
+type bodyErrReader struct{ r io.Reader }
+
+func (b *bodyErrReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = multipartError(err)
+	}
+	return n, err
+}
+
+func multipartError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return callvault.Errorf(callvault.ETOOLARGE, "the upload is larger than the limit")
+	}
+	return callvault.Wrap(callvault.EINVALID, err, "the multipart body is malformed or was cut short")
+}
+
+func trim(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// apiSearch is GET /api/v1/recordings.
+func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	academies, err := s.Academies.FindAcademies(ctx)
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	f, err := s.filter(readSearchForm(r.URL.Query()), academies)
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	recs, total, next, err := s.Recordings.FindRecordings(ctx, f)
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	out := make([]recordingJSON, len(recs))
+	for i, rec := range recs {
+		out[i] = s.toJSON(r, rec)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"recordings":   out,
+		"total":        total,
+		"total_capped": total >= callvault.CountCap,
+		"next":         next,
+	})
+}
+
+// apiRecording is GET /api/v1/recordings/{id}.
+func (s *Server) apiRecording(w http.ResponseWriter, r *http.Request) {
+	rec, err := s.Recordings.FindRecordingByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.toJSON(r, rec))
+}
+
+// apiAudio streams a browser-playable rendition with Range support,
+// decrypting only what is asked for. It is never an attachment and never
+// cached.
+func (s *Server) apiAudio(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	rec, err := s.Recordings.FindRecordingByID(ctx, r.PathValue("id"))
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	if !callvault.CanPlay(actor(ctx), rec) {
+		s.jsonError(w, r, callvault.Errorf(callvault.EFORBIDDEN, "you may not play this recording"))
+		return
+	}
+	au, err := s.Archive.OpenAudio(ctx, rec)
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	defer au.Close()
+	h := w.Header()
+	h.Set("Content-Type", au.ContentType)
+	h.Set("Content-Disposition", "inline")
+	h.Set("Cache-Control", "no-store")
+	h.Set("ETag", `"`+rec.SHA256[:16]+`"`)
+	http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(au, 0, au.Size))
+}
+
+func bytesReader(b []byte) io.ReadSeeker { return bytes.NewReader(b) }

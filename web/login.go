@@ -1,0 +1,80 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/secret"
+)
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	if a := actor(r.Context()); a != nil && a.User != nil {
+		http.Redirect(w, r, "/recordings", http.StatusSeeOther)
+		return
+	}
+	s.render(w, r, http.StatusOK, "login", map[string]any{"Title": "Sign in", "Next": safeNext(r.URL.Query().Get("next"))})
+}
+
+// login checks a password and starts a session. Unknown logins take as long
+// as wrong passwords, and both get the same message.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	login := strings.ToLower(strings.TrimSpace(r.PostFormValue("login")))
+	pw := r.PostFormValue("password")
+	next := safeNext(r.PostFormValue("next"))
+	fail := func() {
+		s.render(w, r, http.StatusUnauthorized, "login", map[string]any{
+			"Title": "Sign in", "Next": next, "Login": login,
+			"Error": "The login name or password is not right, or the account is disabled.",
+		})
+	}
+	u, err := s.Users.FindUserByLogin(r.Context(), login)
+	switch {
+	case callvault.ErrorCode(err) == callvault.ENOTFOUND:
+		secret.DummyVerify(pw)
+		fail()
+		return
+	case err != nil:
+		s.pageError(w, r, err)
+		return
+	}
+	if !secret.VerifyPassword(u.PasswordHash, pw) || u.Disabled {
+		s.Logger.Info("sign-in failed", "login", login, "remote", r.RemoteAddr)
+		fail()
+		return
+	}
+	token := secret.Token("cvs_")
+	now := s.Now()
+	sess := &callvault.Session{TokenHash: secret.HashToken(token), UserID: u.ID, CreatedAt: now, LastSeen: now,
+		ExpiresAt: now.Add(callvault.SessionAbsolute)}
+	if err := s.Users.CreateSession(r.Context(), sess); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	s.setSessionCookie(w, token)
+	s.Logger.Info("signed in", "user", u.Login, "remote", r.RemoteAddr)
+	if u.MustChangePassword {
+		next = "/password"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		if err := s.Users.DeleteSession(r.Context(), secret.HashToken(c.Value)); err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+	}
+	s.clearSessionCookie(w)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// safeNext keeps post-login redirects on this site.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
+		strings.ContainsAny(next, "\r\n") {
+		return "/recordings"
+	}
+	return next
+}

@@ -1,0 +1,49 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/secret"
+)
+
+func (s *Server) passwordPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "password", map[string]any{"Title": "Choose a new password"})
+}
+
+// changePassword replaces the password (the one-time password on first
+// sign-in). The current password is required even then.
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
+	u := actor(r.Context()).User
+	current, pw, again := r.PostFormValue("current"), r.PostFormValue("new"), r.PostFormValue("confirm")
+	fail := func(msg string) {
+		s.render(w, r, http.StatusBadRequest, "password", map[string]any{"Title": "Choose a new password", "Error": msg})
+	}
+	if !secret.VerifyPassword(u.PasswordHash, current) {
+		fail("Your current password is not right.")
+		return
+	}
+	if pw != again {
+		fail("The two new passwords are not the same.")
+		return
+	}
+	if pw == current {
+		fail("The new password must be different from the current one.")
+		return
+	}
+	if err := secret.CheckPassword(pw, u.Login); err != nil {
+		fail(callvault.ErrorMessage(err) + ".")
+		return
+	}
+	hash, err := secret.HashPassword(pw)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	if err := s.Users.SetPassword(r.Context(), u.ID, hash, false); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	s.Logger.Info("password changed", "user", u.Login)
+	http.Redirect(w, r, "/recordings", http.StatusSeeOther)
+}

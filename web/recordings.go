@@ -1,0 +1,70 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/callvault/callvault"
+)
+
+// recordingsPage is the search page: filters, a results table, keyset paging.
+func (s *Server) recordingsPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if !callvault.CanSearch(actor(ctx)) {
+		s.pageError(w, r, callvault.Errorf(callvault.EFORBIDDEN, "your role cannot search recordings"))
+		return
+	}
+	academies, err := s.Academies.FindAcademies(ctx)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	form := readSearchForm(r.URL.Query())
+	data := map[string]any{"Title": "Recordings", "Form": form, "Academies": academies}
+	f, err := s.filter(form, academies)
+	if err != nil {
+		data["Error"] = callvault.ErrorMessage(err)
+		s.render(w, r, http.StatusBadRequest, "recordings", data)
+		return
+	}
+	recs, total, next, err := s.Recordings.FindRecordings(ctx, f)
+	if err != nil {
+		if callvault.ErrorCode(err) == callvault.EINVALID {
+			data["Error"] = callvault.ErrorMessage(err)
+			s.render(w, r, http.StatusBadRequest, "recordings", data)
+			return
+		}
+		s.pageError(w, r, err)
+		return
+	}
+	data["Recordings"] = recs
+	data["Total"] = total
+	data["TotalCapped"] = total >= callvault.CountCap
+	if next != "" {
+		q := r.URL.Query()
+		q.Set("after", next)
+		data["NextURL"] = "/recordings?" + q.Encode()
+	}
+	if form.After != "" {
+		q := r.URL.Query()
+		q.Del("after")
+		data["FirstURL"] = "/recordings?" + q.Encode()
+	}
+	s.render(w, r, http.StatusOK, "recordings", data)
+}
+
+// recordingPage shows one recording's metadata, and a player when the actor
+// may play it.
+func (s *Server) recordingPage(w http.ResponseWriter, r *http.Request) {
+	rec, err := s.Recordings.FindRecordingByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "recording", map[string]any{
+		"Title":     "Recording " + rec.StartedAt.In(callvault.London).Format("2 Jan 2006 15:04"),
+		"Recording": rec,
+		"CanPlay":   callvault.CanPlay(actor(r.Context()), rec),
+		"AudioURL":  "/api/v1/recordings/" + url.PathEscape(rec.ID) + "/audio",
+	})
+}

@@ -1,0 +1,95 @@
+// Package web is callvault's HTTP face: the server-rendered UI, the JSON API
+// under /api/v1, the ingest endpoint and the operational endpoints. Every
+// route is listed in routes.go; each page has its own file; access decisions
+// are delegated to the root package and the stores.
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/archive"
+)
+
+// Server serves the UI and API.
+type Server struct {
+	Archive    *archive.Archive
+	Recordings callvault.RecordingService
+	Academies  callvault.AcademyService
+	Users      callvault.UserService
+	Sources    callvault.SourceService
+	Pingers    []callvault.Pinger
+	Metrics    *Metrics
+	Logger     *slog.Logger
+	Now        callvault.Clock
+
+	// SecureCookies marks session cookies Secure. Leave it on everywhere
+	// but plain-HTTP development on loopback.
+	SecureCookies bool
+
+	views   *views
+	handler http.Handler
+}
+
+// Init prepares templates and routes. It fails if a template is broken, so
+// a bad build never starts serving.
+func (s *Server) Init() error {
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.Metrics == nil {
+		s.Metrics = NewMetrics()
+	}
+	v, err := loadViews()
+	if err != nil {
+		return err
+	}
+	s.views = v
+	s.handler = s.routes()
+	return nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Serve serves on ln until ctx is cancelled, then shuts down gracefully,
+// letting requests in flight (including audio streams) finish for up to
+// grace.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: it would cut long audio streams. Handlers other
+		// than audio set their own write deadline (see withDeadline).
+		ErrorLog: slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context {
+			return context.WithoutCancel(ctx)
+		},
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = hs.Close()
+	}
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return serr
+	}
+	return err
+}

@@ -1,0 +1,266 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/textproto"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/archive"
+	"github.com/callvault/callvault/audio"
+	"github.com/callvault/callvault/blob"
+	"github.com/callvault/callvault/secret"
+	"github.com/callvault/callvault/sqldb"
+	"github.com/callvault/callvault/vault"
+	"github.com/callvault/callvault/web"
+)
+
+// harness is a whole callvault on real parts: SQLite, a blob folder, a key
+// file, served over a real HTTP listener.
+type harness struct {
+	t        *testing.T
+	dir      string
+	db       *sqldb.DB
+	srv      *web.Server
+	ts       *httptest.Server
+	arch     *archive.Archive
+	token    string // ingest token of source "pbx"
+	source   *callvault.Source
+	academy  map[string]*callvault.Academy
+	password string // every test user's password
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(dir, "callvault.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	kek, _, err := vault.LoadOrCreateKEK(filepath.Join(dir, "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.New(kek, filepath.Join(dir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blob.NewFileStore(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, dir: dir, db: db, academy: map[string]*callvault.Academy{}, password: "tulip kettle orbit 42"}
+	h.arch = &archive.Archive{Recordings: sqldb.NewRecordingService(db), Academies: sqldb.NewAcademyService(db),
+		Blobs: blobs, Vault: v, MaxSize: 4 << 20}
+	h.srv = &web.Server{Archive: h.arch, Recordings: h.arch.Recordings, Academies: h.arch.Academies,
+		Users: sqldb.NewUserService(db), Sources: sqldb.NewSourceService(db), Pingers: []callvault.Pinger{db}}
+	if err := h.srv.Init(); err != nil {
+		t.Fatal(err)
+	}
+	h.arch.Observer = h.srv.Metrics
+	h.ts = httptest.NewServer(h.srv)
+	t.Cleanup(h.ts.Close)
+
+	sys := callvault.NewContextWithActor(ctx, callvault.SystemActor)
+	for _, a := range []*callvault.Academy{
+		{Slug: "oakfield", Name: "Oakfield", Numbers: []callvault.Range{{First: "+441632960000", Last: "+441632960099"}}, Extensions: []callvault.Range{{First: "2000", Last: "2099"}}},
+		{Slug: "riverside", Name: "Riverside", Numbers: []callvault.Range{{First: "+441632961000", Last: "+441632961099"}}},
+	} {
+		if err := h.arch.Academies.CreateAcademy(sys, a); err != nil {
+			t.Fatal(err)
+		}
+		got, err := h.arch.Academies.FindAcademyBySlug(sys, a.Slug)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.academy[a.Slug] = got
+	}
+	hash, err := secret.HashPassword(h.password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*callvault.User{
+		{Login: "admin", Role: callvault.RoleAdmin},
+		{Login: "ceo", Role: callvault.RoleCEO},
+		{Login: "dpo", Role: callvault.RoleDPO},
+		{Login: "principal", Role: callvault.RolePrincipal, AcademyIDs: []int64{h.academy["oakfield"].ID}},
+		{Login: "listener", Role: callvault.RoleListener},
+		{Login: "newbie", Role: callvault.RoleAdmin, MustChangePassword: true},
+	} {
+		u.PasswordHash = hash
+		if err := h.srv.Users.CreateUser(sys, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.token = secret.Token("cvi_")
+	h.source = &callvault.Source{Name: "pbx", Kind: callvault.SourceAPI, TokenHash: secret.HashToken(h.token)}
+	if err := h.srv.Sources.CreateSource(sys, h.source); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// client returns an HTTP client signed in as login (or anonymous for "").
+func (h *harness) client(login string) *http.Client {
+	h.t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if login == "" {
+		return c
+	}
+	resp, err := c.PostForm(h.ts.URL+"/login", url.Values{"login": {login}, "password": {h.password}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		h.t.Fatalf("sign in as %s: status %d", login, resp.StatusCode)
+	}
+	return c
+}
+
+// wav makes a small stereo G.711 call of the given length.
+func wav(t testing.TB, codec string, d time.Duration) []byte {
+	t.Helper()
+	left, right := audio.Conversation(7, d, 8000)
+	var b bytes.Buffer
+	if err := audio.WriteWAV(&b, codec, 8000, left, right); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+type upload struct {
+	meta        string // raw JSON; "" for no part
+	audio       []byte // nil for no part
+	audioType   string
+	filename    string
+	audioFirst  bool
+	contentType string // overrides the request's content type
+	token       string // "" uses the harness token; "-" sends none
+}
+
+func (h *harness) ingest(u upload) (*http.Response, map[string]any) {
+	h.t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	writeMeta := func() {
+		if u.meta != "" {
+			pw, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Disposition": {`form-data; name="metadata"`}, "Content-Type": {"application/json"}})
+			pw.Write([]byte(u.meta))
+		}
+	}
+	writeAudio := func() {
+		if u.audio != nil {
+			hd := textproto.MIMEHeader{}
+			fn := u.filename
+			if fn == "" {
+				fn = "call.wav"
+			}
+			hd.Set("Content-Disposition", fmt.Sprintf(`form-data; name="audio"; filename=%q`, fn))
+			at := u.audioType
+			if at == "" {
+				at = "audio/wav"
+			}
+			hd.Set("Content-Type", at)
+			pw, _ := mw.CreatePart(hd)
+			pw.Write(u.audio)
+		}
+	}
+	if u.audioFirst {
+		writeAudio()
+		writeMeta()
+	} else {
+		writeMeta()
+		writeAudio()
+	}
+	mw.Close()
+	req, _ := http.NewRequest("POST", h.ts.URL+"/api/v1/recordings", &body)
+	ct := mw.FormDataContentType()
+	if u.contentType != "" {
+		ct = u.contentType
+	}
+	req.Header.Set("Content-Type", ct)
+	switch u.token {
+	case "":
+		req.Header.Set("Authorization", "Bearer "+h.token)
+	case "-":
+	default:
+		req.Header.Set("Authorization", "Bearer "+u.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp, out
+}
+
+func meta(ref string, started time.Time, extra string) string {
+	s := fmt.Sprintf(`{"source_ref":%q,"started_at":%q,"direction":"inbound","participants":[{"number":"07700 900123","name":"Parent","side":"external"},{"number":"01632 960010","extension":"2001","name":"Reception","side":"staff"}]%s}`,
+		ref, started.Format(time.RFC3339), extra)
+	return s
+}
+
+// countStored returns the recordings in the database and the files under the
+// blob folder (committed and temporary).
+func (h *harness) countStored() (rows, files int) {
+	h.t.Helper()
+	sys := callvault.NewContextWithActor(context.Background(), callvault.SystemActor)
+	_, total, _, err := h.arch.Recordings.FindRecordings(sys, callvault.RecordingFilter{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	filepath.WalkDir(filepath.Join(h.dir, "blobs"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files++
+		}
+		return nil
+	})
+	return total, files
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func getJSON(t *testing.T, c *http.Client, u string, v any) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s = %d %s", u, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
