@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/archive"
+	"github.com/callvault/callvault/web"
+)
+
+type serveFlags struct {
+	deployFlags
+	http            string
+	demo            bool
+	maxUpload       int64
+	retentionMonths int
+	cookieSecure    string
+	sweepEvery      time.Duration
+	shutdownGrace   time.Duration
+}
+
+func serveCmd(e *env) *ffcli.Command {
+	var f serveFlags
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	f.register(fs)
+	fs.StringVar(&f.http, "http", "127.0.0.1:8080", "address for the web UI and API")
+	fs.BoolVar(&f.demo, "demo", false, "seed two academies, one user per role and a few hundred recordings (first start only)")
+	fs.Int64Var(&f.maxUpload, "max-upload", 512<<20, "largest recording accepted, in bytes")
+	fs.IntVar(&f.retentionMonths, "retention-months", 12, "how long recordings are kept, in months from the start of the call")
+	fs.StringVar(&f.cookieSecure, "cookie-secure", "auto", "mark session cookies Secure: auto (unless --http is loopback), true or false")
+	fs.DurationVar(&f.sweepEvery, "sweep-every", time.Hour, "how often to reconcile blobs and rows (orphans older than this are removed)")
+	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 30*time.Second, "how long to let requests finish on SIGINT/SIGTERM")
+	return &ffcli.Command{
+		Name:       "serve",
+		ShortUsage: "callvault serve [flags]",
+		ShortHelp:  "Run the server",
+		LongHelp:   "Run the web UI, the API and the ingest endpoint.\nWith no flags it keeps everything in ./callvault-data: SQLite, encrypted audio and the key file.",
+		FlagSet:    fs,
+		Options:    ffOptions(),
+		Exec:       func(ctx context.Context, args []string) error { return serve(ctx, e, &f) },
+	}
+}
+
+func serve(ctx context.Context, e *env, f *serveFlags) error {
+	if f.retentionMonths < 1 {
+		return fmt.Errorf("--retention-months must be at least 1")
+	}
+	if f.maxUpload < 1<<10 {
+		return fmt.Errorf("--max-upload must be at least 1024 bytes")
+	}
+	dep, err := f.open(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer dep.Close()
+	dep.archive.MaxSize = f.maxUpload
+	dep.archive.RetentionMonths = f.retentionMonths
+	if err := dep.ensureAdmin(ctx, e); err != nil {
+		return err
+	}
+
+	secure, err := cookieSecure(f.cookieSecure, f.http)
+	if err != nil {
+		return err
+	}
+	srv := &web.Server{
+		Archive:       dep.archive,
+		Recordings:    dep.recordings,
+		Academies:     dep.academies,
+		Users:         dep.users,
+		Sources:       dep.sources,
+		Pingers:       []callvault.Pinger{dep.db},
+		Logger:        e.logger,
+		SecureCookies: secure,
+	}
+	if err := srv.Init(); err != nil {
+		return err
+	}
+	dep.archive.Observer = srv.Metrics
+
+	ln, err := net.Listen("tcp", f.http)
+	if err != nil {
+		return err
+	}
+	e.logger.Info("callvault serving", "url", "http://"+ln.Addr().String(), "version", callvault.Version, "data", f.data)
+	fmt.Fprintf(e.stdout, "callvault is running at http://%s (Ctrl-C to stop)\n", ln.Addr())
+
+	if f.demo {
+		go func() {
+			if err := seedDemo(ctx, e, dep); err != nil {
+				e.logger.Error("demo seeding failed", "err", err)
+			}
+		}()
+	}
+	go sweepLoop(ctx, e, dep, f.sweepEvery)
+
+	err = srv.Serve(ctx, ln, f.shutdownGrace)
+	e.logger.Info("callvault stopped")
+	return err
+}
+
+// sweepLoop reconciles blobs and rows at start and then periodically.
+func sweepLoop(ctx context.Context, e *env, dep *deployment, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		rep, err := dep.archive.Sweep(ctx, every)
+		if err != nil {
+			e.logger.Error("sweep failed", "err", err)
+		} else if rep != (archive.SweepReport{}) {
+			e.logger.Warn("sweep reconciled storage", "temp_removed", rep.TempRemoved, "orphans_removed", rep.OrphansRemoved, "missing", rep.Missing)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func cookieSecure(mode, addr string) (bool, error) {
+	switch strings.ToLower(mode) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	case "auto":
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return false, fmt.Errorf("--http %q: %w", addr, err)
+		}
+		ip := net.ParseIP(host)
+		return !(host == "localhost" || (ip != nil && ip.IsLoopback())), nil
+	}
+	return false, fmt.Errorf("--cookie-secure must be auto, true or false")
+}
