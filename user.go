@@ -58,7 +58,8 @@ type UserService interface {
 	FindUserByID(ctx context.Context, id int64) (*User, error)
 	FindUserByLogin(ctx context.Context, login string) (*User, error)
 	FindUsers(ctx context.Context) ([]*User, error)
-	// SetPassword stores a new hash and clears MustChangePassword unless must.
+	// SetPassword stores a new hash, sets MustChangePassword to must and ends
+	// every session of the user.
 	SetPassword(ctx context.Context, id int64, hash string, must bool) error
 	// DisableUser disables the account and deletes its sessions.
 	DisableUser(ctx context.Context, id int64) error

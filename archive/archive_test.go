@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,7 +49,7 @@ func newFixture(t testing.TB) *fixture {
 	}
 	f := &fixture{
 		arch: &archive.Archive{Recordings: sqldb.NewRecordingService(db), Academies: sqldb.NewAcademyService(db),
-			Blobs: blobs, Vault: v},
+			Blobs: blobs, Vault: v, Logger: slog.New(slog.DiscardHandler)},
 		blobs: blobs,
 		sys:   callvault.NewContextWithActor(ctx, callvault.SystemActor),
 	}

@@ -198,6 +198,10 @@ func (s *UserService) SetPassword(ctx context.Context, id int64, hash string, mu
 	if err := updateUser(ctx, tx, id, `password_hash = ?, must_change_password = ?`, hash, must); err != nil {
 		return err
 	}
+	// A new password ends every session: whoever knew the old one is out.
+	if _, err := tx.exec(ctx, `DELETE FROM sessions WHERE user_id = ?`, id); err != nil {
+		return dbError(err)
+	}
 	return tx.commit()
 }
 

@@ -87,6 +87,7 @@ func TestRoleMatrix(t *testing.T) {
 func TestFirstSignInMustReplacePassword(t *testing.T) {
 	h := newHarness(t)
 	c := h.client("newbie")
+	other := h.client("newbie") // a second browser signed in with the same password
 	form := func(cur, nw, again string) int {
 		resp, err := c.PostForm(h.ts.URL+"/password", url.Values{"current": {cur}, "new": {nw}, "confirm": {again}})
 		if err != nil {
@@ -114,6 +115,14 @@ func TestFirstSignInMustReplacePassword(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("after change /recordings = %d, want 200", resp.StatusCode)
+	}
+	resp, err = other.Get(h.ts.URL + "/api/v1/recordings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("the other browser's session after a password change: %d, want 401 (ended)", resp.StatusCode)
 	}
 }
 

@@ -43,20 +43,28 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		fail()
 		return
 	}
-	token := secret.Token("cvs_")
-	now := s.Now()
-	sess := &callvault.Session{TokenHash: secret.HashToken(token), UserID: u.ID, CreatedAt: now, LastSeen: now,
-		ExpiresAt: now.Add(callvault.SessionAbsolute)}
-	if err := s.Users.CreateSession(r.Context(), sess); err != nil {
+	if err := s.startSession(w, r, u); err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	s.setSessionCookie(w, token)
 	s.Logger.Info("signed in", "user", u.Login, "remote", r.RemoteAddr)
 	if u.MustChangePassword {
 		next = "/password"
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// startSession creates a session for u and sets its cookie.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u *callvault.User) error {
+	token := secret.Token("cvs_")
+	now := s.Now()
+	sess := &callvault.Session{TokenHash: secret.HashToken(token), UserID: u.ID, CreatedAt: now, LastSeen: now,
+		ExpiresAt: now.Add(callvault.SessionAbsolute)}
+	if err := s.Users.CreateSession(r.Context(), sess); err != nil {
+		return err
+	}
+	s.setSessionCookie(w, token)
+	return nil
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {

@@ -44,6 +44,11 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
+	// Every session ended with the old password; start a fresh one here.
+	if err := s.startSession(w, r, u); err != nil {
+		s.pageError(w, r, err)
+		return
+	}
 	s.Logger.Info("password changed", "user", u.Login)
 	http.Redirect(w, r, "/recordings", http.StatusSeeOther)
 }

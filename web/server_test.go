@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
@@ -31,7 +32,7 @@ import (
 // harness is a whole callvault on real parts: SQLite, a blob folder, a key
 // file, served over a real HTTP listener.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	db       *sqldb.DB
 	srv      *web.Server
@@ -43,7 +44,7 @@ type harness struct {
 	password string // every test user's password
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -66,9 +67,9 @@ func newHarness(t *testing.T) *harness {
 	}
 	h := &harness{t: t, dir: dir, db: db, academy: map[string]*callvault.Academy{}, password: "tulip kettle orbit 42"}
 	h.arch = &archive.Archive{Recordings: sqldb.NewRecordingService(db), Academies: sqldb.NewAcademyService(db),
-		Blobs: blobs, Vault: v, MaxSize: 4 << 20}
+		Blobs: blobs, Vault: v, MaxSize: 4 << 20, Logger: quiet}
 	h.srv = &web.Server{Archive: h.arch, Recordings: h.arch.Recordings, Academies: h.arch.Academies,
-		Users: sqldb.NewUserService(db), Sources: sqldb.NewSourceService(db), Pingers: []callvault.Pinger{db}}
+		Users: sqldb.NewUserService(db), Sources: sqldb.NewSourceService(db), Pingers: []callvault.Pinger{db}, Logger: quiet}
 	if err := h.srv.Init(); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +115,9 @@ func newHarness(t *testing.T) *harness {
 	}
 	return h
 }
+
+// quiet drops logs: failures print what matters themselves.
+var quiet = slog.New(slog.DiscardHandler)
 
 // client returns an HTTP client signed in as login (or anonymous for "").
 func (h *harness) client(login string) *http.Client {
