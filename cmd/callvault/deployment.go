@@ -53,6 +53,7 @@ type deployment struct {
 	recordings callvault.RecordingService
 	academies  callvault.AcademyService
 	users      callvault.UserService
+	sessions   *sqldb.UserService // for housekeeping beyond the interface
 	sources    callvault.SourceService
 	blobs      callvault.BlobStore
 	vault      *vault.Vault
@@ -105,6 +106,7 @@ func (d *deployFlags) open(ctx context.Context, e *env) (*deployment, error) {
 		recordings: sqldb.NewRecordingService(db),
 		academies:  sqldb.NewAcademyService(db),
 		users:      sqldb.NewUserService(db),
+		sessions:   sqldb.NewUserService(db),
 		sources:    sqldb.NewSourceService(db),
 		blobs:      blobs,
 		vault:      v,

@@ -117,6 +117,11 @@ func sweepLoop(ctx context.Context, e *env, dep *deployment, every time.Duration
 		} else if rep != (archive.SweepReport{}) {
 			e.logger.Warn("sweep reconciled storage", "temp_removed", rep.TempRemoved, "orphans_removed", rep.OrphansRemoved, "missing", rep.Missing)
 		}
+		if n, err := dep.sessions.DeleteExpiredSessions(ctx); err != nil {
+			e.logger.Error("deleting expired sessions failed", "err", err)
+		} else if n > 0 {
+			e.logger.Info("deleted expired sessions", "count", n)
+		}
 		select {
 		case <-ctx.Done():
 			return
