@@ -20,14 +20,16 @@ const module = "github.com/callvault/callvault"
 var allowed = map[string][]string{
 	"archive":       {"audio", "phone"},
 	"audio":         nil,
-	"blob":          nil,
+	"blob":          {"durable"},
+	"durable":       nil,
 	"blob/blobtest": nil,
 	"phone":         nil,
 	"secret":        nil,
 	"sqldb":         nil,
-	"vault":         nil,
+	"vault":         {"durable"},
 	"web":           {"archive", "phone", "secret"},
 	"cmd/callvault": {"*"},
+	"cvtest":        {"*"},
 	"e2e":           {"*"},
 	".":             nil,
 }

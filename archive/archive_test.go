@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +12,8 @@ import (
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
-	"github.com/callvault/callvault/audio"
 	"github.com/callvault/callvault/blob"
-	"github.com/callvault/callvault/sqldb"
-	"github.com/callvault/callvault/vault"
+	"github.com/callvault/callvault/cvtest"
 )
 
 type fixture struct {
@@ -28,46 +25,16 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(dir, "cv.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	kek, _, err := vault.LoadOrCreateKEK(filepath.Join(dir, "kek"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.New(kek, filepath.Join(dir, "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blob.NewFileStore(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{
-		arch: &archive.Archive{Recordings: sqldb.NewRecordingService(db), Academies: sqldb.NewAcademyService(db),
-			Blobs: blobs, Vault: v, Logger: slog.New(slog.DiscardHandler)},
-		blobs: blobs,
-		sys:   callvault.NewContextWithActor(ctx, callvault.SystemActor),
-	}
+	d := cvtest.New(t)
+	f := &fixture{arch: d.Archive, blobs: d.Blobs, sys: d.Sys}
 	f.src = &callvault.Source{Name: "pbx", Kind: callvault.SourceAPI, TokenHash: strings.Repeat("ab", 32)}
-	if err := sqldb.NewSourceService(db).CreateSource(f.sys, f.src); err != nil {
+	if err := d.Sources.CreateSource(f.sys, f.src); err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-func callWAV(t testing.TB, codec string, d time.Duration) []byte {
-	left, right := audio.Conversation(3, d, 8000)
-	var b bytes.Buffer
-	if err := audio.WriteWAV(&b, codec, 8000, left, right); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
+func callWAV(t testing.TB, codec string, d time.Duration) []byte { return cvtest.CallWAV(t, codec, d) }
 
 func (f *fixture) ingest(t testing.TB, ref string, body []byte) (*callvault.Recording, bool, error) {
 	t.Helper()

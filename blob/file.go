@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/durable"
 )
 
 const tempDir = ".tmp"
@@ -124,7 +125,7 @@ func (s *FileStore) Delete(ctx context.Context, key string) error {
 	if err := os.Remove(p); err != nil && !isNotFound(err) {
 		return fmt.Errorf("blob: delete %q: %w", key, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("blob: delete %q: %w", key, err)
 	}
 	return nil
@@ -221,7 +222,7 @@ func (s *FileStore) mkdirs(key string) error {
 		next := filepath.Join(cur, seg)
 		err := os.Mkdir(next, 0o700)
 		if err == nil {
-			if err := syncDir(cur); err != nil {
+			if err := durable.SyncDir(cur); err != nil {
 				return err
 			}
 		} else if !errors.Is(err, fs.ErrExist) {
@@ -302,7 +303,7 @@ func (w *fileWriter) Commit() error {
 	} else if err != nil {
 		return fmt.Errorf("blob: commit %q: %w", w.key, err)
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(dst)); err != nil {
 		return fmt.Errorf("blob: commit %q: %w", w.key, err)
 	}
 	w.state = stateCommitted
@@ -340,23 +341,6 @@ type fileBlob struct {
 func (b *fileBlob) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
 func (b *fileBlob) Size() int64                             { return b.size }
 func (b *fileBlob) Close() error                            { return b.f.Close() }
-
-// syncDir fsyncs a directory so that entries created or removed in it
-// survive a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
-}
 
 // isNotFound reports whether err means the path does not exist, including a
 // path through a regular file ("a/b" where "a" is a blob).

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/callvault/callvault/durable"
 )
 
 // LoadOrCreateKEK reads the key-encryption key from path, or creates it
@@ -29,7 +31,7 @@ func LoadOrCreateKEK(path string) ([]byte, bool, error) {
 	}
 	key = make([]byte, KeySize)
 	rand.Read(key)
-	created, err := createExclusive(path, key)
+	created, err := durable.CreateExclusive(path, key)
 	if err != nil {
 		return nil, false, fmt.Errorf("vault: create KEK %s: %w", path, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/durable"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -130,7 +131,7 @@ func (v *Vault) createEpochKey(epoch string) ([]byte, error) {
 	file = v.kek.Seal(file, nonce, key, keyFileAD(epoch))
 
 	path := v.keyPath(epoch)
-	created, err := createExclusive(path, file)
+	created, err := durable.CreateExclusive(path, file)
 	if err != nil {
 		return nil, fmt.Errorf("vault: create key epoch %s: %w", epoch, err)
 	}
@@ -190,7 +191,7 @@ func (v *Vault) DestroyEpoch(epoch string) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if _, err := createExclusive(v.tombstonePath(epoch), []byte("callvault key epoch destroyed\n")); err != nil {
+	if _, err := durable.CreateExclusive(v.tombstonePath(epoch), []byte("callvault key epoch destroyed\n")); err != nil {
 		return fmt.Errorf("vault: destroy key epoch %s: tombstone: %w", epoch, err)
 	}
 	delete(v.keys, epoch)
@@ -200,7 +201,7 @@ func (v *Vault) DestroyEpoch(epoch string) error {
 			return fmt.Errorf("vault: destroy key epoch %s: %w", epoch, err)
 		}
 	}
-	if err := syncDir(v.dir); err != nil {
+	if err := durable.SyncDir(v.dir); err != nil {
 		return fmt.Errorf("vault: destroy key epoch %s: %w", epoch, err)
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
@@ -21,11 +20,9 @@ import (
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
-	"github.com/callvault/callvault/audio"
-	"github.com/callvault/callvault/blob"
+	"github.com/callvault/callvault/cvtest"
 	"github.com/callvault/callvault/secret"
 	"github.com/callvault/callvault/sqldb"
-	"github.com/callvault/callvault/vault"
 	"github.com/callvault/callvault/web"
 )
 
@@ -46,30 +43,11 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(dir, "callvault.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	kek, _, err := vault.LoadOrCreateKEK(filepath.Join(dir, "kek"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.New(kek, filepath.Join(dir, "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blob.NewFileStore(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, dir: dir, db: db, academy: map[string]*callvault.Academy{}, password: "tulip kettle orbit 42"}
-	h.arch = &archive.Archive{Recordings: sqldb.NewRecordingService(db), Academies: sqldb.NewAcademyService(db),
-		Blobs: blobs, Vault: v, MaxSize: 4 << 20, Logger: quiet}
-	h.srv = &web.Server{Archive: h.arch, Recordings: h.arch.Recordings, Academies: h.arch.Academies,
-		Users: sqldb.NewUserService(db), Sources: sqldb.NewSourceService(db), Pingers: []callvault.Pinger{db}, Logger: quiet}
+	d := cvtest.New(t)
+	h := &harness{t: t, dir: d.Dir, db: d.DB, arch: d.Archive, academy: map[string]*callvault.Academy{}, password: "tulip kettle orbit 42"}
+	h.arch.MaxSize = 4 << 20
+	h.srv = &web.Server{Archive: h.arch, Recordings: d.Recordings, Academies: d.Academies,
+		Users: d.Users, Sources: d.Sources, Pingers: []callvault.Pinger{d.DB}, Logger: cvtest.Quiet}
 	if err := h.srv.Init(); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +55,7 @@ func newHarness(t testing.TB) *harness {
 	h.ts = httptest.NewServer(h.srv)
 	t.Cleanup(h.ts.Close)
 
-	sys := callvault.NewContextWithActor(ctx, callvault.SystemActor)
+	sys := d.Sys
 	for _, a := range []*callvault.Academy{
 		{Slug: "oakfield", Name: "Oakfield", Numbers: []callvault.Range{{First: "+441632960000", Last: "+441632960099"}}, Extensions: []callvault.Range{{First: "2000", Last: "2099"}}},
 		{Slug: "riverside", Name: "Riverside", Numbers: []callvault.Range{{First: "+441632961000", Last: "+441632961099"}}},
@@ -116,9 +94,6 @@ func newHarness(t testing.TB) *harness {
 	return h
 }
 
-// quiet drops logs: failures print what matters themselves.
-var quiet = slog.New(slog.DiscardHandler)
-
 // client returns an HTTP client signed in as login (or anonymous for "").
 func (h *harness) client(login string) *http.Client {
 	h.t.Helper()
@@ -138,16 +113,8 @@ func (h *harness) client(login string) *http.Client {
 	return c
 }
 
-// wav makes a small stereo G.711 call of the given length.
-func wav(t testing.TB, codec string, d time.Duration) []byte {
-	t.Helper()
-	left, right := audio.Conversation(7, d, 8000)
-	var b bytes.Buffer
-	if err := audio.WriteWAV(&b, codec, 8000, left, right); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
+// wav makes a small stereo call of the given length.
+func wav(t testing.TB, codec string, d time.Duration) []byte { return cvtest.CallWAV(t, codec, d) }
 
 type upload struct {
 	meta        string // raw JSON; "" for no part

@@ -14,29 +14,27 @@ import (
 )
 
 func academyCmd(e *env) *ffcli.Command {
-	return &ffcli.Command{
-		Name:        "academy",
-		ShortUsage:  "callvault academy <add|list|edit> [flags]",
-		ShortHelp:   "Manage academies and the numbers that identify them",
-		FlagSet:     flag.NewFlagSet("academy", flag.ContinueOnError),
-		Subcommands: []*ffcli.Command{academyAddCmd(e), academyListCmd(e), academyEditCmd(e)},
-		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
-	}
+	return group("academy", "callvault academy <add|list|edit> [flags]", "Manage academies and the numbers that identify them",
+		academyAddCmd(e), academyListCmd(e), academyEditCmd(e))
 }
 
 type academyFlags struct {
+	fs                        *flag.FlagSet
 	name, numbers, extensions string
 }
 
 func (a *academyFlags) register(fs *flag.FlagSet) {
+	a.fs = fs
 	fs.StringVar(&a.name, "name", "", "full name")
 	fs.StringVar(&a.numbers, "numbers", "", "comma-separated phone numbers or ranges (DDIs), e.g. \"01632 960000-01632 960099\"")
 	fs.StringVar(&a.extensions, "extensions", "", "comma-separated extensions or ranges, e.g. 2000-2099")
 }
 
-func (a *academyFlags) apply(ac *callvault.Academy, fs *flag.FlagSet) error {
+// apply sets the fields given on the command line (all of them for a new
+// academy).
+func (a *academyFlags) apply(ac *callvault.Academy) error {
 	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	a.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var err error
 	if set["name"] || ac.ID == 0 {
 		ac.Name = strings.TrimSpace(a.name)
@@ -55,94 +53,52 @@ func (a *academyFlags) apply(ac *callvault.Academy, fs *flag.FlagSet) error {
 }
 
 func academyAddCmd(e *env) *ffcli.Command {
-	var d deployFlags
 	var a academyFlags
-	fs := flag.NewFlagSet("academy add", flag.ContinueOnError)
-	d.register(fs)
-	a.register(fs)
-	return &ffcli.Command{
-		Name:       "add",
-		ShortUsage: "callvault academy add --name NAME [flags] SLUG",
-		ShortHelp:  "Add an academy",
-		FlagSet:    fs,
-		Options:    ffOptions(),
-		Exec: func(ctx context.Context, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("give exactly one short name: %w", errUsage)
-			}
+	return e.command(spec{
+		name: "academy add", usage: "callvault academy add --name NAME [flags] SLUG", short: "Add an academy",
+		args: "one short name", minArgs: 1, maxArgs: 1, flags: a.register,
+		run: func(ctx context.Context, dep *deployment, args []string) error {
 			ac := &callvault.Academy{Slug: args[0]}
-			if err := a.apply(ac, fs); err != nil {
-				return fmt.Errorf("%s", callvault.ErrorMessage(err))
+			if err := a.apply(ac); err != nil {
+				return userError(err)
 			}
-			dep, err := d.open(ctx, e)
-			if err != nil {
-				return err
-			}
-			defer dep.Close()
-			if err := dep.academies.CreateAcademy(system(ctx), ac); err != nil {
-				return fmt.Errorf("%s", callvault.ErrorMessage(err))
+			if err := dep.academies.CreateAcademy(ctx, ac); err != nil {
+				return userError(err)
 			}
 			fmt.Fprintf(e.stdout, "added academy %s\n", ac.Slug)
 			return nil
 		},
-	}
+	})
 }
 
 func academyEditCmd(e *env) *ffcli.Command {
-	var d deployFlags
 	var a academyFlags
-	fs := flag.NewFlagSet("academy edit", flag.ContinueOnError)
-	d.register(fs)
-	a.register(fs)
-	return &ffcli.Command{
-		Name:       "edit",
-		ShortUsage: "callvault academy edit [flags] SLUG",
-		ShortHelp:  "Change an academy's name, numbers or extensions (flags not given are kept)",
-		FlagSet:    fs,
-		Options:    ffOptions(),
-		Exec: func(ctx context.Context, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("give exactly one short name: %w", errUsage)
-			}
-			dep, err := d.open(ctx, e)
-			if err != nil {
-				return err
-			}
-			defer dep.Close()
-			ctx = system(ctx)
+	return e.command(spec{
+		name: "academy edit", usage: "callvault academy edit [flags] SLUG",
+		short: "Change an academy's name, numbers or extensions (flags not given are kept)",
+		args:  "one short name", minArgs: 1, maxArgs: 1, flags: a.register,
+		run: func(ctx context.Context, dep *deployment, args []string) error {
 			ac, err := dep.academies.FindAcademyBySlug(ctx, args[0])
 			if err != nil {
-				return fmt.Errorf("%s", callvault.ErrorMessage(err))
+				return userError(err)
 			}
-			if err := a.apply(ac, fs); err != nil {
-				return fmt.Errorf("%s", callvault.ErrorMessage(err))
+			if err := a.apply(ac); err != nil {
+				return userError(err)
 			}
 			if err := dep.academies.UpdateAcademy(ctx, ac); err != nil {
-				return fmt.Errorf("%s", callvault.ErrorMessage(err))
+				return userError(err)
 			}
 			fmt.Fprintf(e.stdout, "updated academy %s\n", ac.Slug)
 			return nil
 		},
-	}
+	})
 }
 
 func academyListCmd(e *env) *ffcli.Command {
-	var d deployFlags
-	fs := flag.NewFlagSet("academy list", flag.ContinueOnError)
-	d.register(fs)
-	return &ffcli.Command{
-		Name:       "list",
-		ShortUsage: "callvault academy list [flags]",
-		ShortHelp:  "List academies",
-		FlagSet:    fs,
-		Options:    ffOptions(),
-		Exec: func(ctx context.Context, args []string) error {
-			dep, err := d.open(ctx, e)
-			if err != nil {
-				return err
-			}
-			defer dep.Close()
-			list, err := dep.academies.FindAcademies(system(ctx))
+	return e.command(spec{
+		name: "academy list", usage: "callvault academy list [flags]", short: "List academies",
+		run: func(ctx context.Context, dep *deployment, args []string) error {
+			list, err := dep.academies.FindAcademies(ctx)
 			if err != nil {
 				return err
 			}
@@ -153,7 +109,7 @@ func academyListCmd(e *env) *ffcli.Command {
 			}
 			return tw.Flush()
 		},
-	}
+	})
 }
 
 func rangesText(rs []callvault.Range) string {

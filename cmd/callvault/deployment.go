@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
@@ -168,3 +169,79 @@ func (dep *deployment) findOrCreateSource(ctx context.Context, name, kind string
 }
 
 var errUsage = errors.New("wrong usage; see --help")
+
+// spec describes a subcommand that works on a deployment: its flags are the
+// deployment flags plus its own, and it runs as the system actor with the
+// deployment open.
+type spec struct {
+	name, usage, short, long string
+	args                     string // what the arguments are, for errors: "" means none allowed
+	minArgs, maxArgs         int    // maxArgs < 0: no limit
+	flags                    func(fs *flag.FlagSet)
+	run                      func(ctx context.Context, dep *deployment, args []string) error
+}
+
+func (e *env) command(s spec) *ffcli.Command {
+	var d deployFlags
+	fs := flag.NewFlagSet(s.name, flag.ContinueOnError)
+	d.register(fs)
+	if s.flags != nil {
+		s.flags(fs)
+	}
+	name := s.name[strings.LastIndex(s.name, " ")+1:]
+	return &ffcli.Command{
+		Name:       name,
+		ShortUsage: s.usage,
+		ShortHelp:  s.short,
+		LongHelp:   s.long,
+		FlagSet:    fs,
+		Options:    ffOptions(),
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) < s.minArgs || (s.maxArgs >= 0 && len(args) > s.maxArgs) {
+				if s.args == "" {
+					return fmt.Errorf("%s takes no arguments: %w", s.name, errUsage)
+				}
+				return fmt.Errorf("%s needs %s: %w", s.name, s.args, errUsage)
+			}
+			dep, err := d.open(ctx, e)
+			if err != nil {
+				return err
+			}
+			defer dep.Close()
+			return s.run(system(ctx), dep, args)
+		},
+	}
+}
+
+// group is a command with subcommands only.
+func group(name, usage, short string, subs ...*ffcli.Command) *ffcli.Command {
+	c := &ffcli.Command{
+		Name:        name,
+		ShortUsage:  usage,
+		ShortHelp:   short,
+		FlagSet:     flag.NewFlagSet(name, flag.ContinueOnError),
+		Subcommands: subs,
+	}
+	c.Exec = usageOnly(c)
+	return c
+}
+
+// usageOnly is the Exec of a command that needs a subcommand: it prints the
+// usage and fails.
+func usageOnly(c *ffcli.Command) func(context.Context, []string) error {
+	return func(_ context.Context, args []string) error {
+		fmt.Fprintln(c.FlagSet.Output(), ffcli.DefaultUsageFunc(c))
+		if len(args) > 0 {
+			return fmt.Errorf("unknown subcommand %q", args[0])
+		}
+		return errUsage
+	}
+}
+
+// userError turns a domain error into a message for the command line.
+func userError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(callvault.ErrorMessage(err))
+}

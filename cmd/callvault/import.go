@@ -18,34 +18,23 @@ import (
 )
 
 func importCmd(e *env) *ffcli.Command {
-	var d deployFlags
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	d.register(fs)
-	meta := fs.String("meta", "", "metadata JSON applied to every file (see /api/v1/openapi.json); source_ref defaults to the file's SHA-256 and started_at to its modification time")
-	source := fs.String("source", "import", "name of the ingest source the files are filed under")
-	return &ffcli.Command{
-		Name:       "import",
-		ShortUsage: "callvault import [flags] FILE...",
-		ShortHelp:  "Import recordings from files",
-		LongHelp:   "Import WAV, Ogg Opus or MP3 files, encrypting them into the archive, and print each new recording's id.\nImporting the same file again prints the existing id (idempotent).",
-		FlagSet:    fs,
-		Options:    ffOptions(),
-		Exec: func(ctx context.Context, files []string) error {
-			if len(files) == 0 {
-				return fmt.Errorf("no files given: %w", errUsage)
-			}
-			dep, err := d.open(ctx, e)
-			if err != nil {
-				return err
-			}
-			defer dep.Close()
-			src, err := dep.findOrCreateSource(ctx, *source, callvault.SourceImport)
+	var meta, source string
+	return e.command(spec{
+		name: "import", usage: "callvault import [flags] FILE...", short: "Import recordings from files",
+		long: "Import WAV, Ogg Opus or MP3 files, encrypting them into the archive, and print each new recording's id.\nImporting the same file again prints the existing id (idempotent).",
+		args: "at least one file", minArgs: 1, maxArgs: -1,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&meta, "meta", "", "metadata JSON applied to every file (see /api/v1/openapi.json); source_ref defaults to the file's SHA-256 and started_at to its modification time")
+			fs.StringVar(&source, "source", "import", "name of the ingest source the files are filed under")
+		},
+		run: func(ctx context.Context, dep *deployment, files []string) error {
+			src, err := dep.findOrCreateSource(ctx, source, callvault.SourceImport)
 			if err != nil {
 				return err
 			}
 			failed := 0
 			for _, name := range files {
-				id, created, err := importFile(ctx, dep, src, name, *meta)
+				id, created, err := importFile(ctx, dep, src, name, meta)
 				switch {
 				case err != nil:
 					failed++
@@ -64,7 +53,7 @@ func importCmd(e *env) *ffcli.Command {
 			}
 			return nil
 		},
-	}
+	})
 }
 
 func importFile(ctx context.Context, dep *deployment, src *callvault.Source, name, metaJSON string) (string, bool, error) {

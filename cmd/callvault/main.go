@@ -49,10 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			serveCmd(e), importCmd(e), userCmd(e), sourceCmd(e), academyCmd(e), versionCmd(e),
 		},
 		FlagSet: flag.NewFlagSet("callvault", flag.ContinueOnError),
-		Exec: func(context.Context, []string) error {
-			return flag.ErrHelp
-		},
 	}
+	root.Exec = usageOnly(root)
 	for _, c := range allCommands(root) {
 		c.FlagSet.SetOutput(stderr)
 		if c.UsageFunc == nil {

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/callvault/callvault/audio"
+	"github.com/peterbourgon/ff/v3/ffcli"
 )
 
 // cli runs callvault in-process and returns stdout, stderr and the error.
@@ -151,5 +155,42 @@ func TestVersion(t *testing.T) {
 	out, _, err := cli(t, "version")
 	if err != nil || !strings.HasPrefix(out, "callvault ") {
 		t.Errorf("version = %q, %v", out, err)
+	}
+}
+
+// Every subcommand answers --help with its usage, and every command that
+// works on a deployment takes the same deployment flags.
+func TestEverySubcommandHasHelp(t *testing.T) {
+	var walk func(prefix []string, c *ffcli.Command)
+	e := &env{stdout: io.Discard, stderr: io.Discard}
+	root := &ffcli.Command{Subcommands: []*ffcli.Command{serveCmd(e), importCmd(e), userCmd(e), sourceCmd(e), academyCmd(e), versionCmd(e)}}
+	n := 0
+	walk = func(prefix []string, c *ffcli.Command) {
+		for _, s := range c.Subcommands {
+			args := append(append([]string{}, prefix...), s.Name)
+			_, stderr, err := cli(t, append(args, "--help")...)
+			if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr, "USAGE") {
+				t.Errorf("callvault %s --help = %v, usage %q", strings.Join(args, " "), err, stderr)
+			}
+			if len(s.Subcommands) == 0 && s.Name != "version" {
+				for _, f := range []string{"-config", "-data", "-db", "-blob", "-kek"} {
+					if !strings.Contains(stderr, f+" ") {
+						t.Errorf("callvault %s lacks the deployment flag %s", strings.Join(args, " "), f)
+					}
+				}
+			}
+			n++
+			walk(args, s)
+		}
+	}
+	walk(nil, root)
+	if n < 12 {
+		t.Errorf("walked %d commands, want every one (at least 12)", n)
+	}
+	if _, _, err := cli(t); err == nil {
+		t.Error("callvault with no subcommand succeeded")
+	}
+	if _, _, err := cli(t, "user", "bogus"); err == nil || !strings.Contains(err.Error(), "unknown subcommand") {
+		t.Errorf("callvault user bogus = %v", err)
 	}
 }

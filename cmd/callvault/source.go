@@ -13,69 +13,40 @@ import (
 )
 
 func sourceCmd(e *env) *ffcli.Command {
-	return &ffcli.Command{
-		Name:        "source",
-		ShortUsage:  "callvault source <add|list> [flags]",
-		ShortHelp:   "Manage ingest sources (PBX exporters, scripts, SIPREC clients)",
-		FlagSet:     flag.NewFlagSet("source", flag.ContinueOnError),
-		Subcommands: []*ffcli.Command{sourceAddCmd(e), sourceListCmd(e)},
-		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
-	}
+	return group("source", "callvault source <add|list> [flags]", "Manage ingest sources (PBX exporters, scripts, SIPREC clients)",
+		sourceAddCmd(e), sourceListCmd(e))
 }
 
 func sourceAddCmd(e *env) *ffcli.Command {
-	var d deployFlags
-	fs := flag.NewFlagSet("source add", flag.ContinueOnError)
-	d.register(fs)
-	kind := fs.String("kind", callvault.SourceAPI, "kind: api, import or siprec")
-	return &ffcli.Command{
-		Name:       "add",
-		ShortUsage: "callvault source add [flags] NAME",
-		ShortHelp:  "Create an ingest source and print its token",
-		FlagSet:    fs,
-		Options:    ffOptions(),
-		Exec: func(ctx context.Context, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("give exactly one source name: %w", errUsage)
-			}
-			switch *kind {
+	var kind string
+	return e.command(spec{
+		name: "source add", usage: "callvault source add [flags] NAME", short: "Create an ingest source and print its token",
+		args: "one source name", minArgs: 1, maxArgs: 1,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&kind, "kind", callvault.SourceAPI, "kind: api, import or siprec")
+		},
+		run: func(ctx context.Context, dep *deployment, args []string) error {
+			switch kind {
 			case callvault.SourceAPI, callvault.SourceImport, callvault.SourceSIPREC:
 			default:
 				return fmt.Errorf("--kind must be api, import or siprec")
 			}
-			dep, err := d.open(ctx, e)
-			if err != nil {
-				return err
-			}
-			defer dep.Close()
 			token := secret.Token("cvi_")
-			src := &callvault.Source{Name: args[0], Kind: *kind, TokenHash: secret.HashToken(token)}
-			if err := dep.sources.CreateSource(system(ctx), src); err != nil {
-				return fmt.Errorf("%s", callvault.ErrorMessage(err))
+			src := &callvault.Source{Name: args[0], Kind: kind, TokenHash: secret.HashToken(token)}
+			if err := dep.sources.CreateSource(ctx, src); err != nil {
+				return userError(err)
 			}
 			fmt.Fprintf(e.stdout, "created source %s; its ingest token is\n\n    %s\n\nIt is shown only now. Send it as: Authorization: Bearer <token>\n", src.Name, token)
 			return nil
 		},
-	}
+	})
 }
 
 func sourceListCmd(e *env) *ffcli.Command {
-	var d deployFlags
-	fs := flag.NewFlagSet("source list", flag.ContinueOnError)
-	d.register(fs)
-	return &ffcli.Command{
-		Name:       "list",
-		ShortUsage: "callvault source list [flags]",
-		ShortHelp:  "List ingest sources",
-		FlagSet:    fs,
-		Options:    ffOptions(),
-		Exec: func(ctx context.Context, args []string) error {
-			dep, err := d.open(ctx, e)
-			if err != nil {
-				return err
-			}
-			defer dep.Close()
-			list, err := dep.sources.FindSources(system(ctx))
+	return e.command(spec{
+		name: "source list", usage: "callvault source list [flags]", short: "List ingest sources",
+		run: func(ctx context.Context, dep *deployment, args []string) error {
+			list, err := dep.sources.FindSources(ctx)
 			if err != nil {
 				return err
 			}
@@ -90,5 +61,5 @@ func sourceListCmd(e *env) *ffcli.Command {
 			}
 			return tw.Flush()
 		},
-	}
+	})
 }

@@ -14,48 +14,30 @@ import (
 )
 
 func userCmd(e *env) *ffcli.Command {
-	return &ffcli.Command{
-		Name:        "user",
-		ShortUsage:  "callvault user <add|list|disable> [flags]",
-		ShortHelp:   "Manage accounts",
-		FlagSet:     flag.NewFlagSet("user", flag.ContinueOnError),
-		Subcommands: []*ffcli.Command{userAddCmd(e), userListCmd(e), userDisableCmd(e)},
-		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
-	}
+	return group("user", "callvault user <add|list|disable> [flags]", "Manage accounts",
+		userAddCmd(e), userListCmd(e), userDisableCmd(e))
 }
 
 func userAddCmd(e *env) *ffcli.Command {
-	var d deployFlags
-	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
-	d.register(fs)
-	role := fs.String("role", "", "role: "+strings.Join(callvault.Roles, ", "))
-	academies := fs.String("academy", "", "comma-separated academy short names (the scope of a principal or listener)")
-	name := fs.String("name", "", "full name")
-	email := fs.String("email", "", "e-mail address")
-	return &ffcli.Command{
-		Name:       "add",
-		ShortUsage: "callvault user add --role ROLE [flags] LOGIN",
-		ShortHelp:  "Create an account and print its one-time password",
-		FlagSet:    fs,
-		Options:    ffOptions(),
-		Exec: func(ctx context.Context, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("give exactly one login name: %w", errUsage)
-			}
-			if !callvault.ValidRole(*role) {
+	var role, academies, name, email string
+	return e.command(spec{
+		name: "user add", usage: "callvault user add --role ROLE [flags] LOGIN", short: "Create an account and print its one-time password",
+		args: "one login name", minArgs: 1, maxArgs: 1,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&role, "role", "", "role: "+strings.Join(callvault.Roles, ", "))
+			fs.StringVar(&academies, "academy", "", "comma-separated academy short names (the scope of a principal or listener)")
+			fs.StringVar(&name, "name", "", "full name")
+			fs.StringVar(&email, "email", "", "e-mail address")
+		},
+		run: func(ctx context.Context, dep *deployment, args []string) error {
+			if !callvault.ValidRole(role) {
 				return fmt.Errorf("--role must be one of %s", strings.Join(callvault.Roles, ", "))
 			}
-			dep, err := d.open(ctx, e)
-			if err != nil {
-				return err
-			}
-			defer dep.Close()
-			ctx = system(ctx)
-			u := &callvault.User{Login: strings.ToLower(args[0]), Name: *name, Email: *email, Role: *role, MustChangePassword: true}
-			for _, slug := range splitList(*academies) {
+			u := &callvault.User{Login: strings.ToLower(args[0]), Name: name, Email: email, Role: role, MustChangePassword: true}
+			for _, slug := range splitList(academies) {
 				a, err := dep.academies.FindAcademyBySlug(ctx, slug)
 				if err != nil {
-					return fmt.Errorf("academy %q: %s", slug, callvault.ErrorMessage(err))
+					return fmt.Errorf("academy %q: %w", slug, userError(err))
 				}
 				u.AcademyIDs = append(u.AcademyIDs, a.ID)
 			}
@@ -63,35 +45,23 @@ func userAddCmd(e *env) *ffcli.Command {
 				return fmt.Errorf("a principal needs --academy")
 			}
 			pw := secret.Password()
+			var err error
 			if u.PasswordHash, err = secret.HashPassword(pw); err != nil {
 				return err
 			}
 			if err := dep.users.CreateUser(ctx, u); err != nil {
-				return fmt.Errorf("%s", callvault.ErrorMessage(err))
+				return userError(err)
 			}
 			fmt.Fprintf(e.stdout, "created %s (%s) with the one-time password\n\n    %s\n\nIt is shown only now; the first sign-in must replace it.\n", u.Login, u.Role, pw)
 			return nil
 		},
-	}
+	})
 }
 
 func userListCmd(e *env) *ffcli.Command {
-	var d deployFlags
-	fs := flag.NewFlagSet("user list", flag.ContinueOnError)
-	d.register(fs)
-	return &ffcli.Command{
-		Name:       "list",
-		ShortUsage: "callvault user list [flags]",
-		ShortHelp:  "List accounts",
-		FlagSet:    fs,
-		Options:    ffOptions(),
-		Exec: func(ctx context.Context, args []string) error {
-			dep, err := d.open(ctx, e)
-			if err != nil {
-				return err
-			}
-			defer dep.Close()
-			ctx = system(ctx)
+	return e.command(spec{
+		name: "user list", usage: "callvault user list [flags]", short: "List accounts",
+		run: func(ctx context.Context, dep *deployment, args []string) error {
 			users, err := dep.users.FindUsers(ctx)
 			if err != nil {
 				return err
@@ -117,32 +87,17 @@ func userListCmd(e *env) *ffcli.Command {
 			}
 			return tw.Flush()
 		},
-	}
+	})
 }
 
 func userDisableCmd(e *env) *ffcli.Command {
-	var d deployFlags
-	fs := flag.NewFlagSet("user disable", flag.ContinueOnError)
-	d.register(fs)
-	return &ffcli.Command{
-		Name:       "disable",
-		ShortUsage: "callvault user disable [flags] LOGIN",
-		ShortHelp:  "Disable an account and end its sessions",
-		FlagSet:    fs,
-		Options:    ffOptions(),
-		Exec: func(ctx context.Context, args []string) error {
-			if len(args) != 1 {
-				return fmt.Errorf("give exactly one login name: %w", errUsage)
-			}
-			dep, err := d.open(ctx, e)
-			if err != nil {
-				return err
-			}
-			defer dep.Close()
-			ctx = system(ctx)
+	return e.command(spec{
+		name: "user disable", usage: "callvault user disable [flags] LOGIN", short: "Disable an account and end its sessions",
+		args: "one login name", minArgs: 1, maxArgs: 1,
+		run: func(ctx context.Context, dep *deployment, args []string) error {
 			u, err := dep.users.FindUserByLogin(ctx, strings.ToLower(args[0]))
 			if err != nil {
-				return fmt.Errorf("%s", callvault.ErrorMessage(err))
+				return userError(err)
 			}
 			if err := dep.users.DisableUser(ctx, u.ID); err != nil {
 				return err
@@ -150,7 +105,7 @@ func userDisableCmd(e *env) *ffcli.Command {
 			fmt.Fprintf(e.stdout, "disabled %s; their sessions have ended\n", u.Login)
 			return nil
 		},
-	}
+	})
 }
 
 func academyNames(ctx context.Context, dep *deployment) (map[int64]string, error) {
