@@ -11,6 +11,7 @@ type Actor struct {
 	User   *User
 	Source *Source
 	System bool
+	Name   string // for the system: which command or job ("cli", "sweeper")
 }
 
 // SystemActor acts for the command line and background jobs.
