@@ -43,6 +43,12 @@ type AuditEvent struct {
 	Details    map[string]string `json:"details,omitempty"`
 	PrevHash   string            `json:"prev_hash"` // hex SHA-256 of the previous entry; GenesisHash for the first
 	Hash       string            `json:"hash"`      // hex SHA-256 over PrevHash and CanonicalV1
+
+	// Redacted entries had their reason and details removed when the
+	// recording they concern was purged (storage limitation). Their hash can
+	// no longer be recomputed, but they still link the chain: the next
+	// entry's PrevHash must equal their Hash. Not covered by the hash.
+	Redacted bool `json:"redacted,omitempty"`
 }
 
 // GenesisHash is the PrevHash of the first entry.
@@ -135,11 +141,25 @@ type AuditStore interface {
 	// WalkAudit calls fn for every stored event with from <= Seq, in order,
 	// as stored (for verification and export; not scoped: system only).
 	WalkAudit(ctx context.Context, from int64, fn func(*AuditEvent) error) error
-	// FindAuditEvents searches newest first, scoped to the actor: dpo and
-	// ceo see everything, principals their academies' events; others get
-	// EFORBIDDEN.
+	// FindAuditEvents searches newest first, scoped to the actor (see
+	// AuditScope; principals also see events they caused themselves);
+	// others get EFORBIDDEN.
 	FindAuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
+	// RedactAudit removes reason and details from every event about the
+	// target (when a recording is purged, its entries keep only ids and
+	// hashes) and marks them Redacted. Returns how many changed.
+	RedactAudit(ctx context.Context, targetType, targetID string) (int64, error)
+	// PruneAudit deletes events older than before (the trail's own
+	// retention, default 6 years) and records the last deleted event's seq
+	// and hash as the anchor the chain now starts from. Returns how many.
+	PruneAudit(ctx context.Context, before time.Time) (int64, error)
+	// AuditAnchor is where the stored chain starts: (0, GenesisHash) until
+	// events have been pruned.
+	AuditAnchor(ctx context.Context) (int64, string, error)
 }
+
+// DefaultAuditRetention is how long the trail itself is kept.
+const DefaultAuditRetentionYears = 6
 
 // CanReadAudit reports whether the actor may search the audit trail.
 func CanReadAudit(a *Actor) bool {
