@@ -70,9 +70,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	// busy_timeout first, so the others wait for locks instead of failing.
 	common := url.Values{}
 	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	common.Add("_pragma", "journal_mode(WAL)")
 	common.Add("_pragma", "foreign_keys(ON)")
 
+	// WAL is a property of the file: the writer sets it (ensureWAL) before
+	// any reader connects.
 	w := cloneValues(common)
 	w.Add("_pragma", "synchronous(FULL)") // fsync the WAL on every commit
 	w.Set("_txlock", "immediate")         // take the write lock at BEGIN
@@ -83,6 +84,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	db.writer.SetMaxIdleConns(1)
 	db.writer.SetConnMaxLifetime(0)
 	db.writer.SetConnMaxIdleTime(0)
+	if err := db.ensureWAL(ctx); err != nil {
+		db.writer.Close()
+		return nil, err
+	}
 
 	r := cloneValues(common)
 	r.Add("_pragma", "query_only(ON)") // a read path can never write by mistake
@@ -104,6 +109,31 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	// past the busy timeout) must not stop the server.
 	db.writer.ExecContext(ctx, "PRAGMA optimize=0x10002")
 	return db, nil
+}
+
+// ensureWAL switches the file to WAL. Two processes creating the same new
+// file at once can see SQLITE_BUSY here without the busy handler being
+// consulted, so it retries for as long as the busy timeout.
+func (db *DB) ensureWAL(ctx context.Context) error {
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		var mode string
+		err := db.writer.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode)
+		if err == nil && strings.EqualFold(mode, "wal") {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("journal mode is %q, not wal", mode)
+		}
+		if callvault.ErrorCode(dbError(err)) != callvault.EUNAVAILABLE || time.Now().After(deadline) {
+			return fmt.Errorf("open %s: WAL: %w", db.path, dbError(err))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // parseDSN splits dsn into a dialect and a path.
@@ -170,8 +200,10 @@ func (db *DB) Ping(ctx context.Context) error {
 // writes carries the same timestamp.
 type dbTx struct {
 	*sql.Tx
-	db  *DB
-	now time.Time
+	db    *DB
+	now   time.Time
+	ctx   context.Context // of a write transaction: may carry a pending audit entry
+	write bool
 }
 
 // beginWrite starts a transaction on the writer. It holds the write lock
@@ -181,7 +213,7 @@ func (db *DB) beginWrite(ctx context.Context) (*dbTx, error) {
 	if err != nil {
 		return nil, dbError(err)
 	}
-	return &dbTx{Tx: tx, db: db, now: db.Now().UTC()}, nil
+	return &dbTx{Tx: tx, db: db, now: db.Now().UTC(), ctx: ctx, write: true}, nil
 }
 
 // beginRead starts a read transaction: one consistent snapshot for the
@@ -194,8 +226,40 @@ func (db *DB) beginRead(ctx context.Context) (*dbTx, error) {
 	return &dbTx{Tx: tx, db: db, now: db.Now().UTC()}, nil
 }
 
-// commit commits and translates the error.
+// commit commits and translates the error. A write transaction made on
+// behalf of an action with a pending audit entry (callvault.PendingAudit)
+// writes that entry first, inside the transaction: the change and its record
+// commit together or not at all — if the entry cannot be written, the change
+// is rolled back.
 func (tx *dbTx) commit() error {
+	if tx.write {
+		if p := callvault.PendingAuditFrom(tx.ctx); p != nil {
+			committed := false
+			err := p.Commit(func(e *callvault.AuditEvent) error {
+				if e.Outcome == "" {
+					e.Outcome = callvault.OutcomeAllowed
+				}
+				if err := validateAuditEvents([]*callvault.AuditEvent{e}); err != nil {
+					return err
+				}
+				if err := appendAudit(tx.ctx, tx, []*callvault.AuditEvent{e}); err != nil {
+					return auditError(err)
+				}
+				if err := tx.Commit(); err != nil {
+					return auditError(err)
+				}
+				committed = true
+				return nil
+			})
+			if err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+			if committed {
+				return nil
+			}
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return dbError(err)
 	}
@@ -250,6 +314,8 @@ func dbError(err error) error {
 		return err
 	case errors.Is(err, sql.ErrNoRows):
 		return callvault.Wrap(callvault.ENOTFOUND, err, "not found")
+	case errors.Is(err, sql.ErrConnDone), isClosedDB(err):
+		return callvault.Wrap(callvault.EUNAVAILABLE, err, "database unavailable")
 	case !errors.As(err, &se):
 		return err
 	}
@@ -264,6 +330,10 @@ func dbError(err error) error {
 	switch se.Code() & 0xff {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return callvault.Wrap(callvault.EUNAVAILABLE, err, "database busy, try again")
+	case sqlite3.SQLITE_FULL:
+		return callvault.Wrap(callvault.EUNAVAILABLE, err, "storage full")
+	case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOMEM:
+		return callvault.Wrap(callvault.EUNAVAILABLE, err, "database unavailable")
 	}
 	return err
 }
