@@ -19,6 +19,7 @@ const module = "github.com/callvault/callvault"
 // each other; only cmd/callvault wires them, and tests may use anything.
 var allowed = map[string][]string{
 	"archive":       {"audio", "phone"},
+	"audit":         {"durable"},
 	"audio":         nil,
 	"blob":          {"durable"},
 	"durable":       nil,

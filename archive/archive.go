@@ -14,6 +14,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,6 +75,7 @@ func (a *Archive) Ingest(ctx context.Context, req IngestRequest) (rec *callvault
 		return nil, false, err
 	}
 	if r, err := a.Recordings.FindRecordingBySourceRef(sys, src.ID, req.Meta.SourceRef); err == nil {
+		noteIngest(ctx, r, false)
 		return r, false, nil
 	} else if callvault.ErrorCode(err) != callvault.ENOTFOUND {
 		return nil, false, err
@@ -142,8 +144,10 @@ func (a *Archive) Ingest(ctx context.Context, req IngestRequest) (rec *callvault
 	}
 	rec.RetainUntil = a.retainUntil(rec.StartedAt)
 
+	noteIngest(ctx, rec, true)
 	// The blob is durable before the row exists: a crash in between leaves
-	// an orphan blob for the sweeper, never a row without audio.
+	// an orphan blob for the sweeper, never a row without audio. The row and
+	// its audit entry commit together.
 	if err = w.Commit(); err != nil {
 		return nil, false, callvault.Wrap(callvault.EUNAVAILABLE, err, "recording could not be stored")
 	}
@@ -152,6 +156,7 @@ func (a *Archive) Ingest(ctx context.Context, req IngestRequest) (rec *callvault
 		if callvault.ErrorCode(err) == callvault.ECONFLICT {
 			// A concurrent retry won the race; return its recording.
 			if r, ferr := a.Recordings.FindRecordingBySourceRef(sys, src.ID, req.Meta.SourceRef); ferr == nil {
+				noteIngest(ctx, r, false)
 				if derr := a.Blobs.Delete(context.WithoutCancel(ctx), key); derr != nil {
 					a.log().Error("ingest: could not remove duplicate blob", "key", key, "err", derr)
 				}
@@ -165,6 +170,21 @@ func (a *Archive) Ingest(ctx context.Context, req IngestRequest) (rec *callvault
 	}
 	a.log().Info("recording stored", "id", id, "source", src.Name, "academy", academy.Slug, "bytes", size, "duration", rec.Duration)
 	return rec, true, nil
+}
+
+// noteIngest describes the ingest in the pending audit entry. No phone
+// numbers: the recording id leads to them for those allowed to see them.
+func noteIngest(ctx context.Context, r *callvault.Recording, created bool) {
+	callvault.NoteAudit(ctx, func(e *callvault.AuditEvent) {
+		e.TargetType, e.TargetID, e.AcademyID = "recording", r.ID, r.AcademyID
+		if e.Details == nil {
+			e.Details = map[string]string{}
+		}
+		e.Details["created"] = strconv.FormatBool(created)
+		e.Details["sha256"] = r.SHA256
+		e.Details["bytes"] = strconv.FormatInt(r.Size, 10)
+		e.Details["source_ref"] = r.SourceRef
+	})
 }
 
 // write streams audio through SHA-256 and encryption into a new blob, then

@@ -15,6 +15,7 @@ import (
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
 	"github.com/callvault/callvault/audio"
+	"github.com/callvault/callvault/audit"
 	"github.com/callvault/callvault/blob"
 	"github.com/callvault/callvault/sqldb"
 	"github.com/callvault/callvault/vault"
@@ -34,6 +35,8 @@ type Deployment struct {
 	Academies  *sqldb.AcademyService
 	Users      *sqldb.UserService
 	Sources    *sqldb.SourceService
+	Audit      *sqldb.AuditStore
+	Log        *audit.Log // the group-commit writer of the trail
 	// Sys is a context acting as the system (command line, jobs).
 	Sys context.Context
 }
@@ -67,6 +70,9 @@ func New(t testing.TB) *Deployment {
 		Sources:    sqldb.NewSourceService(db),
 		Sys:        callvault.NewContextWithActor(context.Background(), callvault.SystemActor),
 	}
+	d.Audit = sqldb.NewAuditStore(db)
+	d.Log = audit.NewLog(d.Audit, audit.LogOptions{Logger: Quiet})
+	t.Cleanup(func() { d.Log.Close() })
 	d.Archive = &archive.Archive{Recordings: d.Recordings, Academies: d.Academies, Blobs: blobs, Vault: v, Logger: Quiet}
 	return d
 }

@@ -34,6 +34,7 @@ func (s *Server) createAcademy(w http.ResponseWriter, r *http.Request) {
 	form := map[string]string{"slug": r.PostFormValue("slug"), "name": r.PostFormValue("name"),
 		"numbers": r.PostFormValue("numbers"), "extensions": r.PostFormValue("extensions")}
 	a, err := academyFromForm(form)
+	noteAcademy(r, form)
 	if err == nil {
 		err = s.Academies.CreateAcademy(r.Context(), a)
 	}
@@ -55,6 +56,7 @@ func (s *Server) academyEditPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := s.Academies.FindAcademyBySlug(r.Context(), r.PathValue("slug"))
+	callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) { e.TargetType, e.TargetID = "academy", trim(r.PathValue("slug"), 64) })
 	if err != nil {
 		s.pageError(w, r, err)
 		return
@@ -76,6 +78,7 @@ func (s *Server) updateAcademy(w http.ResponseWriter, r *http.Request) {
 	form := map[string]string{"slug": old.Slug, "name": r.PostFormValue("name"),
 		"numbers": r.PostFormValue("numbers"), "extensions": r.PostFormValue("extensions")}
 	a, err := academyFromForm(form)
+	noteAcademy(r, form)
 	if err == nil {
 		a.ID = old.ID
 		err = s.Academies.UpdateAcademy(r.Context(), a)
@@ -113,4 +116,12 @@ func joinRanges(rs []callvault.Range) string {
 		parts[i] = r.String()
 	}
 	return strings.Join(parts, "\n")
+}
+
+// noteAcademy records the academy settings submitted.
+func noteAcademy(r *http.Request, form map[string]string) {
+	callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) {
+		e.TargetType, e.TargetID = "academy", trim(form["slug"], 64)
+		e.Details = map[string]string{"name": trim(form["name"], 200), "numbers": trim(form["numbers"], 1000), "extensions": trim(form["extensions"], 1000)}
+	})
 }

@@ -3,10 +3,12 @@ package web
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -167,6 +169,7 @@ func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request) {
 		s.jsonError(w, r, err)
 		return
 	}
+	noteSearch(r, len(recs), total)
 	out := make([]recordingJSON, len(recs))
 	for i, rec := range recs {
 		out[i] = s.toJSON(r, rec)
@@ -182,6 +185,7 @@ func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request) {
 // apiRecording is GET /api/v1/recordings/{id}.
 func (s *Server) apiRecording(w http.ResponseWriter, r *http.Request) {
 	rec, err := s.Recordings.FindRecordingByID(r.Context(), r.PathValue("id"))
+	noteRecording(r, rec)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
@@ -195,6 +199,7 @@ func (s *Server) apiRecording(w http.ResponseWriter, r *http.Request) {
 func (s *Server) apiAudio(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	rec, err := s.Recordings.FindRecordingByID(ctx, r.PathValue("id"))
+	noteRecording(r, rec)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
@@ -214,7 +219,53 @@ func (s *Server) apiAudio(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Disposition", "inline")
 	h.Set("Cache-Control", "no-store")
 	h.Set("ETag", `"`+rec.SHA256[:16]+`"`)
+	notePlay(r, rec, au.Size)
 	http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(au, 0, au.Size))
 }
 
 func bytesReader(b []byte) io.ReadSeeker { return bytes.NewReader(b) }
+
+// notePlay records which part of the recording is being sent: the Range
+// asked for, and the time span it covers where the rendition is PCM.
+func notePlay(r *http.Request, rec *callvault.Recording, size int64) {
+	rng := r.Header.Get("Range")
+	first, last := int64(0), size-1
+	if rs, err := parseOneRange(rng, size); err == nil {
+		first, last = rs[0], rs[1]
+	}
+	callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) {
+		e.Details = map[string]string{"range": trim(rng, 100), "bytes": fmt.Sprintf("%d-%d/%d", first, last, size)}
+		if rate := int64(rec.SampleRate * rec.Channels * 2); rate > 0 && (rec.Codec == "ulaw" || rec.Codec == "alaw" || rec.Codec == "pcm16") {
+			from := max(first-44, 0) * 1000 / rate
+			to := max(last-44, 0) * 1000 / rate
+			e.Details["seconds"] = fmt.Sprintf("%.1f-%.1f", float64(from)/1000, float64(to)/1000)
+		}
+	})
+}
+
+// parseOneRange reads a single "bytes=a-b", "bytes=a-" or "bytes=-n" range
+// for the audit entry; http.ServeContent does the real parsing.
+func parseOneRange(h string, size int64) ([2]int64, error) {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return [2]int64{}, errors.New("not a single byte range")
+	}
+	a, b, _ := strings.Cut(spec, "-")
+	var first, last int64
+	var err error
+	switch {
+	case a == "":
+		n, perr := strconv.ParseInt(b, 10, 64)
+		first, last, err = size-n, size-1, perr
+	default:
+		first, err = strconv.ParseInt(a, 10, 64)
+		last = size - 1
+		if err == nil && b != "" {
+			last, err = strconv.ParseInt(b, 10, 64)
+		}
+	}
+	if err != nil || first < 0 || first >= size || last < first {
+		return [2]int64{}, errors.New("unsatisfiable")
+	}
+	return [2]int64{first, min(last, size-1)}, nil
+}

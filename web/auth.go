@@ -79,8 +79,9 @@ func (s *Server) requireSource(h http.HandlerFunc) http.HandlerFunc {
 			s.jsonError(w, r, err)
 			return
 		}
-		ctx := callvault.NewContextWithActor(r.Context(), &callvault.Actor{Source: src})
-		h(w, r.WithContext(ctx))
+		a := &callvault.Actor{Source: src}
+		callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) { e.SetActor(a) })
+		h(w, r.WithContext(callvault.NewContextWithActor(r.Context(), a)))
 	}
 }
 

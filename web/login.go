@@ -23,6 +23,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	pw := r.PostFormValue("password")
 	next := safeNext(r.PostFormValue("next"))
 	fail := func() {
+		callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) {
+			e.Action, e.Outcome = "auth.login_failed", callvault.OutcomeDenied
+			e.Details = map[string]string{"login": trim(login, 64)}
+		})
 		s.render(w, r, http.StatusUnauthorized, "login", map[string]any{
 			"Title": "Sign in", "Next": next, "Login": login,
 			"Error": "The login name or password is not right, or the account is disabled.",
@@ -43,6 +47,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		fail()
 		return
 	}
+	callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) { e.SetActor(&callvault.Actor{User: u}) })
 	if err := s.startSession(w, r, u); err != nil {
 		s.pageError(w, r, err)
 		return

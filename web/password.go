@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/secret"
@@ -17,6 +18,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
 	u := actor(r.Context()).User
 	current, pw, again := r.PostFormValue("current"), r.PostFormValue("new"), r.PostFormValue("confirm")
 	fail := func(msg string) {
+		callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) { e.Outcome, e.Reason = callvault.OutcomeFailed, msg })
 		s.render(w, r, http.StatusBadRequest, "password", map[string]any{"Title": "Choose a new password", "Error": msg})
 	}
 	if !secret.VerifyPassword(u.PasswordHash, current) {
@@ -35,6 +37,9 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
 		fail(callvault.ErrorMessage(err) + ".")
 		return
 	}
+	callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) {
+		e.TargetType, e.TargetID = "user", strconv.FormatInt(u.ID, 10)
+	})
 	hash, err := secret.HashPassword(pw)
 	if err != nil {
 		s.pageError(w, r, err)

@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/callvault/callvault"
 )
@@ -37,6 +38,7 @@ func (s *Server) recordingsPage(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, r, err)
 		return
 	}
+	noteSearch(r, len(recs), total)
 	data["Recordings"] = recs
 	data["Total"] = total
 	data["TotalCapped"] = total >= callvault.CountCap
@@ -57,14 +59,43 @@ func (s *Server) recordingsPage(w http.ResponseWriter, r *http.Request) {
 // may play it.
 func (s *Server) recordingPage(w http.ResponseWriter, r *http.Request) {
 	rec, err := s.Recordings.FindRecordingByID(r.Context(), r.PathValue("id"))
+	noteRecording(r, rec)
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "recording", map[string]any{
+	data := map[string]any{
 		"Title":     "Recording " + rec.StartedAt.In(callvault.London).Format("2 Jan 2006 15:04"),
 		"Recording": rec,
 		"CanPlay":   callvault.CanPlay(actor(r.Context()), rec),
 		"AudioURL":  "/api/v1/recordings/" + url.PathEscape(rec.ID) + "/audio",
+	}
+	if callvault.CanReadAudit(actor(r.Context())) {
+		// Who has accessed it: reading this is part of the view being audited.
+		events, err := s.Audit.FindAuditEvents(r.Context(), callvault.AuditFilter{TargetType: "recording", TargetID: rec.ID, Limit: 20})
+		if err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		data["Accesses"], data["ShowAccesses"] = events, true
+	}
+	s.render(w, r, http.StatusOK, "recording", data)
+}
+
+// noteSearch records what was searched for and how much was seen. The
+// query may hold a phone number: searching by number is what it is for.
+func noteSearch(r *http.Request, n, total int) {
+	callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) {
+		e.Details = map[string]string{"query": trim(r.URL.RawQuery, 512), "shown": strconv.Itoa(n), "total": strconv.Itoa(total)}
+	})
+}
+
+// noteRecording names the recording a request is about (or tried to be).
+func noteRecording(r *http.Request, rec *callvault.Recording) {
+	callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) {
+		e.TargetType, e.TargetID = "recording", trim(r.PathValue("id"), 64)
+		if rec != nil {
+			e.AcademyID = rec.AcademyID
+		}
 	})
 }

@@ -5,50 +5,74 @@ import (
 	"time"
 )
 
-// pageDeadline bounds how long any response but an audio stream may take to
-// write.
+// pageDeadline bounds how long any response but an audio stream or an
+// upload may take to write.
 const pageDeadline = time.Minute
 
-// routes is every route callvault serves. Nothing is registered elsewhere.
+// Route is one entry of the route table: a pattern, the audit action its
+// requests are recorded under ("" only for routes that neither read nor
+// change recordings, accounts or settings — Why says so), and its handler.
+type Route struct {
+	Pattern string
+	Action  string
+	Why     string // for unaudited routes: why no entry is needed
+	stream  bool   // long audio or upload: no write deadline
+	handler http.Handler
+}
+
+// Routes is every route callvault serves. Nothing is registered elsewhere.
+func (s *Server) Routes() []Route {
+	page := func(h http.HandlerFunc) http.Handler { return s.requireUser(h) }
+	return []Route{
+		// Operations and public assets: no personal data.
+		{Pattern: "GET /healthz", Why: "liveness probe", handler: http.HandlerFunc(s.healthz)},
+		{Pattern: "GET /readyz", Why: "readiness probe", handler: http.HandlerFunc(s.readyz)},
+		{Pattern: "GET /metrics", Why: "aggregate counters only", handler: s.Metrics.handler()},
+		{Pattern: "GET /static/{hash}/{name}", Why: "stylesheets", handler: http.HandlerFunc(s.static)},
+		{Pattern: "GET /api/v1/openapi.json", Why: "API description", handler: http.HandlerFunc(s.openapi)},
+		{Pattern: "GET /login", Why: "the empty sign-in form", handler: http.HandlerFunc(s.loginPage)},
+		{Pattern: "GET /password", Why: "the empty password form", handler: page(s.passwordPage)},
+		{Pattern: "GET /{$}", Why: "redirect to /recordings", handler: page(s.home)},
+		{Pattern: "/", Why: "not found", handler: http.HandlerFunc(s.notFound)},
+
+		// Accounts.
+		{Pattern: "POST /login", Action: "auth.login", handler: http.HandlerFunc(s.login)},
+		{Pattern: "POST /logout", Action: "auth.logout", handler: http.HandlerFunc(s.logout)},
+		{Pattern: "POST /password", Action: "user.password_change", handler: page(s.changePassword)},
+
+		// Recordings.
+		{Pattern: "GET /recordings", Action: "recording.search", handler: page(s.recordingsPage)},
+		{Pattern: "GET /recordings/{id}", Action: "recording.view", handler: page(s.recordingPage)},
+		{Pattern: "POST /api/v1/recordings", Action: "recording.ingest", stream: true, handler: s.requireSource(s.ingest)},
+		{Pattern: "GET /api/v1/recordings", Action: "recording.search", handler: page(s.apiSearch)},
+		{Pattern: "GET /api/v1/recordings/{id}", Action: "recording.view", handler: page(s.apiRecording)},
+		{Pattern: "GET /api/v1/recordings/{id}/audio", Action: "recording.play", stream: true, handler: page(s.apiAudio)},
+
+		// Settings.
+		{Pattern: "GET /academies", Action: "academy.list", handler: page(s.academiesPage)},
+		{Pattern: "POST /academies", Action: "academy.create", handler: page(s.createAcademy)},
+		{Pattern: "GET /academies/{slug}/edit", Action: "academy.view", handler: page(s.academyEditPage)},
+		{Pattern: "POST /academies/{slug}", Action: "academy.update", handler: page(s.updateAcademy)},
+
+		// The audit trail itself: reading it is recorded too.
+		{Pattern: "GET /audit", Action: "audit.search", handler: page(s.auditPage)},
+		{Pattern: "GET /api/v1/audit", Action: "audit.search", handler: page(s.apiAudit)},
+	}
+}
+
+// routes builds the handler from the route table.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern string, h http.Handler) {
-		mux.Handle(pattern, s.Metrics.instrument(pattern, h))
+	for _, rt := range s.Routes() {
+		h := rt.handler
+		if rt.Action != "" {
+			h = s.audited(rt.Action, h)
+		}
+		if !rt.stream {
+			h = withDeadline(h)
+		}
+		mux.Handle(rt.Pattern, s.Metrics.instrument(rt.Pattern, h))
 	}
-	page := func(pattern string, h http.HandlerFunc) { handle(pattern, withDeadline(s.requireUser(h))) }
-
-	// Operations: no session needed.
-	handle("GET /healthz", withDeadline(http.HandlerFunc(s.healthz)))
-	handle("GET /readyz", withDeadline(http.HandlerFunc(s.readyz)))
-	handle("GET /metrics", withDeadline(s.Metrics.handler()))
-	handle("GET /static/{hash}/{name}", withDeadline(http.HandlerFunc(s.static)))
-
-	// Sign-in.
-	handle("GET /login", withDeadline(http.HandlerFunc(s.loginPage)))
-	handle("POST /login", withDeadline(http.HandlerFunc(s.login)))
-	handle("POST /logout", withDeadline(http.HandlerFunc(s.logout)))
-	page("GET /password", s.passwordPage)
-	page("POST /password", s.changePassword)
-
-	// Pages.
-	page("GET /{$}", s.home)
-	page("GET /recordings", s.recordingsPage)
-	page("GET /recordings/{id}", s.recordingPage)
-	page("GET /academies", s.academiesPage)
-	page("POST /academies", s.createAcademy)
-	page("GET /academies/{slug}/edit", s.academyEditPage)
-	page("POST /academies/{slug}", s.updateAcademy)
-
-	// JSON API.
-	handle("GET /api/v1/openapi.json", withDeadline(http.HandlerFunc(s.openapi)))
-	handle("POST /api/v1/recordings", s.requireSource(s.ingest)) // long uploads: no write deadline
-	page("GET /api/v1/recordings", s.apiSearch)
-	page("GET /api/v1/recordings/{id}", s.apiRecording)
-	handle("GET /api/v1/recordings/{id}/audio", s.requireUser(s.apiAudio)) // long streams: no write deadline
-
-	// Everything unmatched gets a proper 404 in the right format.
-	handle("/", withDeadline(http.HandlerFunc(s.notFound)))
-
 	// Outermost first: headers, cross-origin protection (CSRF), session.
 	cop := http.NewCrossOriginProtection()
 	return securityHeaders(cop.Handler(s.withSession(mux)))

@@ -23,6 +23,8 @@ type Server struct {
 	Academies  callvault.AcademyService
 	Users      callvault.UserService
 	Sources    callvault.SourceService
+	Auditor    callvault.Auditor    // writes the trail (group commit)
+	Audit      callvault.AuditStore // reads it
 	Pingers    []callvault.Pinger
 	Metrics    *Metrics
 	Logger     *slog.Logger

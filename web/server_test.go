@@ -30,6 +30,7 @@ import (
 // file, served over a real HTTP listener.
 type harness struct {
 	t        testing.TB
+	d        *cvtest.Deployment
 	dir      string
 	db       *sqldb.DB
 	srv      *web.Server
@@ -44,10 +45,10 @@ type harness struct {
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	d := cvtest.New(t)
-	h := &harness{t: t, dir: d.Dir, db: d.DB, arch: d.Archive, academy: map[string]*callvault.Academy{}, password: "tulip kettle orbit 42"}
+	h := &harness{t: t, d: d, dir: d.Dir, db: d.DB, arch: d.Archive, academy: map[string]*callvault.Academy{}, password: "tulip kettle orbit 42"}
 	h.arch.MaxSize = 4 << 20
 	h.srv = &web.Server{Archive: h.arch, Recordings: d.Recordings, Academies: d.Academies,
-		Users: d.Users, Sources: d.Sources, Pingers: []callvault.Pinger{d.DB}, Logger: cvtest.Quiet}
+		Users: d.Users, Sources: d.Sources, Auditor: d.Log, Audit: d.Audit, Pingers: []callvault.Pinger{d.DB}, Logger: cvtest.Quiet}
 	if err := h.srv.Init(); err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,8 @@ var pages = map[string][]string{
 	"login":        {"login.html"},
 	"password":     {"password.html"},
 	"recordings":   {"recordings.html", "recording_rows.html"},
-	"recording":    {"recording.html"},
+	"recording":    {"recording.html", "audit_rows.html"},
+	"audit":        {"audit.html", "audit_rows.html"},
 	"academies":    {"academies.html", "ranges.html"},
 	"academy_edit": {"academy_edit.html", "ranges.html"},
 	"error":        {"error.html"},
@@ -66,6 +67,7 @@ func loadViews() (*views, error) {
 		"bytes":     formatBytes,
 		"title":     func(s string) string { return strings.ToUpper(s[:1]) + s[1:] },
 		"canManage": callvault.CanManage,
+		"canAudit":  callvault.CanReadAudit,
 		"list":      func(s ...string) []string { return s },
 	}
 	for name, files := range pages {
