@@ -56,7 +56,7 @@ func academyAddCmd(e *env) *ffcli.Command {
 	var a academyFlags
 	return e.command(spec{
 		name: "academy add", usage: "callvault academy add --name NAME [flags] SLUG", short: "Add an academy",
-		args: "one short name", minArgs: 1, maxArgs: 1, flags: a.register,
+		args: "one short name", minArgs: 1, maxArgs: 1, flags: a.register, action: "academy.create",
 		run: func(ctx context.Context, dep *deployment, args []string) error {
 			ac := &callvault.Academy{Slug: args[0]}
 			if err := a.apply(ac); err != nil {
@@ -76,7 +76,7 @@ func academyEditCmd(e *env) *ffcli.Command {
 	return e.command(spec{
 		name: "academy edit", usage: "callvault academy edit [flags] SLUG",
 		short: "Change an academy's name, numbers or extensions (flags not given are kept)",
-		args:  "one short name", minArgs: 1, maxArgs: 1, flags: a.register,
+		args:  "one short name", minArgs: 1, maxArgs: 1, flags: a.register, action: "academy.update",
 		run: func(ctx context.Context, dep *deployment, args []string) error {
 			ac, err := dep.academies.FindAcademyBySlug(ctx, args[0])
 			if err != nil {
@@ -96,7 +96,7 @@ func academyEditCmd(e *env) *ffcli.Command {
 
 func academyListCmd(e *env) *ffcli.Command {
 	return e.command(spec{
-		name: "academy list", usage: "callvault academy list [flags]", short: "List academies",
+		name: "academy list", usage: "callvault academy list [flags]", short: "List academies", action: "academy.list", reads: true,
 		run: func(ctx context.Context, dep *deployment, args []string) error {
 			list, err := dep.academies.FindAcademies(ctx)
 			if err != nil {

@@ -21,7 +21,7 @@ const demoRecordings = 240
 // role and a few hundred calls over the last 14 months. It does nothing if
 // the demo source exists (a previous run seeded already).
 func seedDemo(ctx context.Context, e *env, dep *deployment) error {
-	sys := system(ctx)
+	sys := callvault.NewContextWithActor(ctx, &callvault.Actor{System: true, Name: "demo"})
 	if _, err := dep.sources.FindSourceByName(sys, "demo"); err == nil {
 		e.logger.Info("demo data already present")
 		return nil
@@ -33,7 +33,9 @@ func seedDemo(ctx context.Context, e *env, dep *deployment) error {
 			Numbers: []callvault.Range{{First: "+441632961000", Last: "+441632961099"}}, Extensions: []callvault.Range{{First: "3000", Last: "3099"}}},
 	}
 	for _, a := range academies {
-		if err := dep.academies.CreateAcademy(sys, a); err != nil && callvault.ErrorCode(err) != callvault.ECONFLICT {
+		err := dep.audited(sys, callvault.AuditEvent{Action: "academy.create", TargetType: "academy", TargetID: a.Slug},
+			func(ctx context.Context) error { return dep.academies.CreateAcademy(ctx, a) })
+		if err != nil && callvault.ErrorCode(err) != callvault.ECONFLICT {
 			return err
 		}
 		got, err := dep.academies.FindAcademyBySlug(sys, a.Slug)
@@ -62,7 +64,9 @@ func seedDemo(ctx context.Context, e *env, dep *deployment) error {
 			return err
 		}
 		u := &callvault.User{Login: du.login, Name: du.name, Role: du.role, AcademyIDs: du.academies, PasswordHash: hash}
-		if err := dep.users.CreateUser(sys, u); err != nil {
+		err = dep.audited(sys, callvault.AuditEvent{Action: "user.create", TargetType: "user", TargetID: du.login, Details: map[string]string{"role": du.role, "why": "demo"}},
+			func(ctx context.Context) error { return dep.users.CreateUser(ctx, u) })
+		if err != nil {
 			if callvault.ErrorCode(err) == callvault.ECONFLICT {
 				continue
 			}
@@ -88,7 +92,11 @@ func seedDemo(ctx context.Context, e *env, dep *deployment) error {
 		if err != nil {
 			return err
 		}
-		if _, _, err := dep.archive.Ingest(ctx, archive.IngestRequest{Source: src, Meta: meta, Audio: bytes.NewReader(wav)}); err != nil {
+		err = dep.audited(sys, callvault.AuditEvent{Action: "recording.ingest", Details: map[string]string{"why": "demo"}}, func(ctx context.Context) error {
+			_, _, err := dep.archive.Ingest(ctx, archive.IngestRequest{Source: src, Meta: meta, Audio: bytes.NewReader(wav)})
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("demo recording %d: %w", i, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
+	"github.com/callvault/callvault/audit"
 	"github.com/callvault/callvault/blob"
 	"github.com/callvault/callvault/secret"
 	"github.com/callvault/callvault/sqldb"
@@ -59,7 +61,12 @@ type deployment struct {
 	blobs      callvault.BlobStore
 	vault      *vault.Vault
 	archive    *archive.Archive
+	audit      *sqldb.AuditStore
+	log        *audit.Log // the one writer of audit entries outside transactions
+	signer     *audit.Signer
 	kekCreated bool
+
+	checkpointFile string // default place for signed checkpoints
 }
 
 func (d *deployFlags) open(ctx context.Context, e *env) (*deployment, error) {
@@ -114,14 +121,64 @@ func (d *deployFlags) open(ctx context.Context, e *env) (*deployment, error) {
 		kekCreated: created,
 	}
 	dep.archive = &archive.Archive{Recordings: dep.recordings, Academies: dep.academies, Blobs: blobs, Vault: v, Logger: e.logger}
+	dep.audit = sqldb.NewAuditStore(db)
+	dep.log = audit.NewLog(dep.audit, audit.LogOptions{Logger: e.logger})
+	dep.checkpointFile = filepath.Join(d.data, "audit-checkpoints.jsonl")
+	signer, created, err := audit.LoadOrCreateSigner(filepath.Join(d.data, "audit-signing.key"))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("audit signing key: %w", err)
+	}
+	if created {
+		e.logger.Warn("created the audit signing key; keep a copy of its public key (callvault audit pubkey) apart from this server")
+	}
+	dep.signer = signer
 	return dep, nil
 }
 
-func (dep *deployment) Close() error { return dep.db.Close() }
+// Close flushes the audit log, then closes the database.
+func (dep *deployment) Close() error {
+	lerr := dep.log.Close()
+	if err := dep.db.Close(); err != nil {
+		return err
+	}
+	return lerr
+}
 
-// system is the context for command-line work: the system actor.
+// audited runs fn as one audited action of the system: the entry is written
+// inside fn's first database write, or after fn if it wrote nothing (with
+// outcome failed if fn failed). A command whose entry cannot be written
+// fails.
+func (dep *deployment) audited(ctx context.Context, e callvault.AuditEvent, fn func(ctx context.Context) error) error {
+	if e.ActorKind == "" {
+		e.SetActor(callvault.ActorFromContext(ctx))
+	}
+	p := callvault.NewPendingAudit(e)
+	err := fn(callvault.WithPendingAudit(ctx, p))
+	cerr := p.Commit(func(ev *callvault.AuditEvent) error {
+		if ev.Outcome == "" {
+			ev.Outcome = callvault.OutcomeAllowed
+			if err != nil {
+				ev.Outcome = callvault.OutcomeFailed
+				ev.Reason = trimTo(callvault.ErrorMessage(err), 300)
+			}
+		}
+		return dep.log.Record(ctx, ev)
+	})
+	if err != nil {
+		return err
+	}
+	return cerr
+}
+
+// system is the context for command-line work: the system actor, named
+// after the operating-system user running the command.
 func system(ctx context.Context) context.Context {
-	return callvault.NewContextWithActor(ctx, callvault.SystemActor)
+	name := "cli"
+	if u, err := user.Current(); err == nil {
+		name = "cli:" + u.Username
+	}
+	return callvault.NewContextWithActor(ctx, &callvault.Actor{System: true, Name: name})
 }
 
 // ensureAdmin creates the first administrator when there are no users and
@@ -138,7 +195,10 @@ func (dep *deployment) ensureAdmin(ctx context.Context, e *env) error {
 		return err
 	}
 	u := &callvault.User{Login: "admin", Name: "Administrator", Role: callvault.RoleAdmin, PasswordHash: hash, MustChangePassword: true}
-	if err := dep.users.CreateUser(ctx, u); err != nil {
+	err = dep.audited(ctx, callvault.AuditEvent{Action: "user.create", TargetType: "user", TargetID: "admin",
+		Details: map[string]string{"role": callvault.RoleAdmin, "why": "first start"}},
+		func(ctx context.Context) error { return dep.users.CreateUser(ctx, u) })
+	if err != nil {
 		if callvault.ErrorCode(err) == callvault.ECONFLICT {
 			return nil // another process made it first
 		}
@@ -179,6 +239,14 @@ type spec struct {
 	minArgs, maxArgs         int    // maxArgs < 0: no limit
 	flags                    func(fs *flag.FlagSet)
 	run                      func(ctx context.Context, dep *deployment, args []string) error
+
+	// action is the audit action the command is recorded under; "" for
+	// commands that touch no recordings, accounts or settings, or that
+	// audit each item themselves (import). A command that reads is recorded
+	// before it prints anything (reads); one that changes is recorded
+	// together with its change.
+	action string
+	reads  bool
 }
 
 func (e *env) command(s spec) *ffcli.Command {
@@ -208,7 +276,20 @@ func (e *env) command(s spec) *ffcli.Command {
 				return err
 			}
 			defer dep.Close()
-			return s.run(system(ctx), dep, args)
+			ctx = system(ctx)
+			if s.action == "" {
+				return s.run(ctx, dep, args)
+			}
+			ev := callvault.AuditEvent{Action: s.action, Details: map[string]string{"args": trimTo(strings.Join(args, " "), 300)}}
+			if s.reads {
+				ev.SetActor(callvault.ActorFromContext(ctx))
+				ev.Outcome = callvault.OutcomeAllowed
+				if err := dep.log.Record(ctx, &ev); err != nil {
+					return userError(err)
+				}
+				return s.run(ctx, dep, args)
+			}
+			return dep.audited(ctx, ev, func(ctx context.Context) error { return s.run(ctx, dep, args) })
 		},
 	}
 }

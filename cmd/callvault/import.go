@@ -89,7 +89,13 @@ func importFile(ctx context.Context, dep *deployment, src *callvault.Source, nam
 	if m.StartedAt.IsZero() {
 		m.StartedAt = st.ModTime().UTC().Truncate(time.Second)
 	}
-	rec, created, err := dep.archive.Ingest(ctx, archive.IngestRequest{Source: src, Meta: m, Audio: f})
+	var rec *callvault.Recording
+	var created bool
+	err = dep.audited(ctx, callvault.AuditEvent{Action: "recording.ingest", Details: map[string]string{"file": trimTo(name, 300)}},
+		func(ctx context.Context) (err error) {
+			rec, created, err = dep.archive.Ingest(ctx, archive.IngestRequest{Source: src, Meta: m, Audio: f})
+			return err
+		})
 	if err != nil {
 		return "", false, err
 	}

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/audio"
 	"github.com/peterbourgon/ff/v3/ffcli"
 )
@@ -163,7 +167,7 @@ func TestVersion(t *testing.T) {
 func TestEverySubcommandHasHelp(t *testing.T) {
 	var walk func(prefix []string, c *ffcli.Command)
 	e := &env{stdout: io.Discard, stderr: io.Discard}
-	root := &ffcli.Command{Subcommands: []*ffcli.Command{serveCmd(e), importCmd(e), userCmd(e), sourceCmd(e), academyCmd(e), versionCmd(e)}}
+	root := &ffcli.Command{Subcommands: []*ffcli.Command{serveCmd(e), importCmd(e), userCmd(e), sourceCmd(e), academyCmd(e), auditCmd(e), versionCmd(e)}}
 	n := 0
 	walk = func(prefix []string, c *ffcli.Command) {
 		for _, s := range c.Subcommands {
@@ -192,5 +196,203 @@ func TestEverySubcommandHasHelp(t *testing.T) {
 	}
 	if _, _, err := cli(t, "user", "bogus"); err == nil || !strings.Contains(err.Error(), "unknown subcommand") {
 		t.Errorf("callvault user bogus = %v", err)
+	}
+}
+
+// openRaw opens the deployment's database file directly, as a hostile
+// administrator with database access would.
+func openRaw(t *testing.T, data string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(data, "callvault.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// seedTrail makes a deployment with a few dozen audit entries and a signed
+// checkpoint exported to a file outside the data directory.
+func seedTrail(t *testing.T) (data, cpFile, pub string) {
+	t.Helper()
+	data = t.TempDir()
+	d := "--data=" + data
+	for i := range 12 {
+		if _, _, err := cli(t, "academy", "add", d, "--name", fmt.Sprint("Academy ", i), fmt.Sprint("a", i)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := cli(t, "academy", "list", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cpFile = filepath.Join(t.TempDir(), "checkpoints.jsonl") // kept away from the database administrator
+	if out, _, err := cli(t, "audit", "checkpoint", d, "--checkpoint-file", cpFile); err != nil || !strings.Contains(out, "checkpoint at seq") {
+		t.Fatalf("audit checkpoint: %v %s", err, out)
+	}
+	out, _, err := cli(t, "audit", "pubkey", d)
+	if err != nil || !strings.HasPrefix(out, "callvault-audit-ed25519:") {
+		t.Fatalf("audit pubkey: %v %q", err, out)
+	}
+	return data, cpFile, strings.TrimSpace(out)
+}
+
+func verify(t *testing.T, data string, args ...string) (string, error) {
+	t.Helper()
+	out, _, err := cli(t, append([]string{"audit", "verify", "--data=" + data}, args...)...)
+	return out, err
+}
+
+// Each way a hostile administrator could alter the trail is detected by
+// `callvault audit verify`, which names the first bad entry and fails.
+func TestAuditVerifyDetectsTampering(t *testing.T) {
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T, db *sql.DB, data string)
+		want   string // in the result line
+	}{
+		{"clean", func(*testing.T, *sql.DB, string) {}, "result: ok"},
+		{"edit a row", func(t *testing.T, db *sql.DB, _ string) {
+			mustExec(t, db, `UPDATE audit_events SET actor_name = 'someone-else' WHERE seq = 5`)
+		}, "FAILED at seq 5: modified"},
+		{"delete a row", func(t *testing.T, db *sql.DB, _ string) {
+			mustExec(t, db, `DELETE FROM audit_events WHERE seq = 7`)
+		}, "FAILED at seq 7: missing"},
+		{"swap two rows", func(t *testing.T, db *sql.DB, _ string) {
+			mustExec(t, db, `UPDATE audit_events SET seq = -1 WHERE seq = 9`)
+			mustExec(t, db, `UPDATE audit_events SET seq = 9 WHERE seq = 10`)
+			mustExec(t, db, `UPDATE audit_events SET seq = 10 WHERE seq = -1`)
+		}, "FAILED at seq 9: reordered"},
+		{"truncate the tail", func(t *testing.T, db *sql.DB, _ string) {
+			mustExec(t, db, `DELETE FROM audit_events WHERE seq > 20`)
+		}, ": truncated"},
+		{"rebuild the chain after an edit", func(t *testing.T, db *sql.DB, _ string) {
+			// Edit entry 3 and recompute every hash after it, as someone who
+			// knows the format would: the chain alone is then consistent.
+			mustExec(t, db, `UPDATE audit_events SET actor_name = 'nobody' WHERE seq = 3`)
+			rechain(t, db)
+		}, "rewritten"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, cpFile, pub := seedTrail(t)
+			tt.tamper(t, openRaw(t, data), data)
+			out, err := verify(t, data, "--checkpoint", cpFile, "--pubkey", pub)
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("verify after %s printed %q, want %q", tt.name, out, tt.want)
+			}
+			if (err == nil) != (tt.want == "result: ok") {
+				t.Errorf("verify after %s: err = %v", tt.name, err)
+			}
+		})
+	}
+}
+
+// An old database backup restored after a newer checkpoint is caught; so is
+// a checkpoint checked with the wrong public key.
+func TestAuditVerifyBackupReplayAndWrongKey(t *testing.T) {
+	data, cpFile, pub := seedTrail(t)
+	backup := t.TempDir()
+	copyDB(t, data, backup)
+	// More activity and a newer checkpoint, then the old backup comes back.
+	for range 3 {
+		cli(t, "academy", "list", "--data="+data)
+	}
+	if _, _, err := cli(t, "audit", "checkpoint", "--data="+data, "--checkpoint-file", cpFile); err != nil {
+		t.Fatal(err)
+	}
+	copyDB(t, backup, data)
+	out, err := verify(t, data, "--checkpoint", cpFile, "--pubkey", pub)
+	if err == nil || !strings.Contains(out, "truncated") {
+		t.Errorf("verify after restoring an old backup: %v %q, want truncated", err, out)
+	}
+
+	other, _, _ := seedTrail(t)
+	otherPub, _, _ := cli(t, "audit", "pubkey", "--data="+other)
+	out, err = verify(t, data, "--checkpoint", cpFile, "--pubkey", strings.TrimSpace(otherPub))
+	if err == nil || !strings.Contains(out, "signature") {
+		t.Errorf("verify with the wrong public key: %v %q, want a signature failure", err, out)
+	}
+	if _, err := verify(t, data, "--pubkey", "not-a-key"); err == nil {
+		t.Error("verify accepted a malformed public key")
+	}
+}
+
+func TestAuditExport(t *testing.T) {
+	data, _, _ := seedTrail(t)
+	out, _, err := cli(t, "audit", "export", "--data="+data, "--format", "jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 25 || !strings.Contains(lines[0], `"action":"academy.create"`) || !strings.Contains(lines[0], `"hash":"`) {
+		t.Errorf("jsonl export: %d lines, first %q", len(lines), lines[0])
+	}
+	out, _, err = cli(t, "audit", "export", "--data="+data, "--format", "csv", "--from", "2000-01-01")
+	if err != nil || !strings.HasPrefix(out, "seq,") || strings.Count(out, "\n") < 26 {
+		t.Errorf("csv export: %v %.200q", err, out)
+	}
+	if _, _, err := cli(t, "audit", "export", "--data="+data, "--format", "xml"); err == nil {
+		t.Error("export accepted --format xml")
+	}
+	if _, _, err := cli(t, "audit", "export", "--data="+data, "--from", "last tuesday"); err == nil {
+		t.Error("export accepted a bad --from")
+	}
+	// Exporting is itself recorded.
+	out, _, _ = cli(t, "audit", "export", "--data="+data)
+	if !strings.Contains(out, `"action":"audit.export"`) {
+		t.Error("the export did not record itself in the trail")
+	}
+}
+
+func mustExec(t *testing.T, db *sql.DB, q string) {
+	t.Helper()
+	if _, err := db.Exec(q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// rechain recomputes every stored hash from the stored fields, as an
+// attacker rebuilding the chain would.
+func rechain(t *testing.T, db *sql.DB) {
+	t.Helper()
+	rows, err := db.Query(`SELECT seq, time, actor_kind, actor_id, actor_name, actor_role, action, target_type, target_id,
+		academy_id, outcome, client_addr, reason, details FROM audit_events ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []*callvault.AuditEvent
+	for rows.Next() {
+		e := &callvault.AuditEvent{}
+		var ms int64
+		var details string
+		if err := rows.Scan(&e.Seq, &ms, &e.ActorKind, &e.ActorID, &e.ActorName, &e.ActorRole, &e.Action, &e.TargetType,
+			&e.TargetID, &e.AcademyID, &e.Outcome, &e.ClientAddr, &e.Reason, &details); err != nil {
+			t.Fatal(err)
+		}
+		e.Time = time.UnixMilli(ms).UTC()
+		if details != "{}" {
+			json.Unmarshal([]byte(details), &e.Details)
+		}
+		events = append(events, e)
+	}
+	rows.Close()
+	prev := callvault.GenesisHash
+	for _, e := range events {
+		h := callvault.ChainHash(prev, e)
+		mustExec(t, db, fmt.Sprintf(`UPDATE audit_events SET prev_hash = '%s', hash = '%s' WHERE seq = %d`, prev, h, e.Seq))
+		prev = h
+	}
+}
+
+func copyDB(t *testing.T, from, to string) {
+	t.Helper()
+	// A consistent copy of the database with SQLite's own backup.
+	dst := filepath.Join(to, "callvault.db")
+	os.Remove(dst)
+	os.Remove(dst + "-wal")
+	os.Remove(dst + "-shm")
+	db := openRaw(t, from)
+	if _, err := db.Exec(`VACUUM INTO ?`, dst); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,13 +18,16 @@ import (
 
 type serveFlags struct {
 	deployFlags
-	http            string
-	demo            bool
-	maxUpload       int64
-	retentionMonths int
-	cookieSecure    string
-	sweepEvery      time.Duration
-	shutdownGrace   time.Duration
+	cp                  checkpointFlags
+	checkpointEvery     time.Duration
+	auditRetentionYears int
+	http                string
+	demo                bool
+	maxUpload           int64
+	retentionMonths     int
+	cookieSecure        string
+	sweepEvery          time.Duration
+	shutdownGrace       time.Duration
 }
 
 func serveCmd(e *env) *ffcli.Command {
@@ -37,6 +41,9 @@ func serveCmd(e *env) *ffcli.Command {
 	fs.StringVar(&f.cookieSecure, "cookie-secure", "auto", "mark session cookies Secure: auto (unless --http is loopback), true or false")
 	fs.DurationVar(&f.sweepEvery, "sweep-every", time.Hour, "how often to reconcile blobs and rows (orphans older than this are removed)")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 30*time.Second, "how long to let requests finish on SIGINT/SIGTERM")
+	f.cp.register(fs)
+	fs.DurationVar(&f.checkpointEvery, "checkpoint-every", time.Hour, "how often to sign and export an audit checkpoint (when the trail has grown)")
+	fs.IntVar(&f.auditRetentionYears, "audit-retention-years", callvault.DefaultAuditRetentionYears, "how long audit entries are kept, in years")
 	return &ffcli.Command{
 		Name:       "serve",
 		ShortUsage: "callvault serve [flags]",
@@ -51,6 +58,12 @@ func serveCmd(e *env) *ffcli.Command {
 func serve(ctx context.Context, e *env, f *serveFlags) error {
 	if f.retentionMonths < 1 {
 		return fmt.Errorf("--retention-months must be at least 1")
+	}
+	if f.auditRetentionYears < 1 {
+		return fmt.Errorf("--audit-retention-years must be at least 1")
+	}
+	if f.checkpointEvery < time.Minute {
+		return fmt.Errorf("--checkpoint-every must be at least a minute")
 	}
 	if f.maxUpload < 1<<10 {
 		return fmt.Errorf("--max-upload must be at least 1024 bytes")
@@ -76,6 +89,8 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 		Academies:     dep.academies,
 		Users:         dep.users,
 		Sources:       dep.sources,
+		Auditor:       dep.log,
+		Audit:         dep.audit,
 		Pingers:       []callvault.Pinger{dep.db},
 		Logger:        e.logger,
 		SecureCookies: secure,
@@ -99,23 +114,49 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 			}
 		}()
 	}
-	go sweepLoop(ctx, e, dep, f.sweepEvery)
+	go sweepLoop(ctx, e, dep, f.sweepEvery, f.auditRetentionYears)
+	cp, err := f.cp.checkpointer(e, dep)
+	if err != nil {
+		return err
+	}
+	go cp.Run(ctx, f.checkpointEvery)
 
 	err = srv.Serve(ctx, ln, f.shutdownGrace)
 	e.logger.Info("callvault stopped")
 	return err
 }
 
-// sweepLoop reconciles blobs and rows at start and then periodically.
-func sweepLoop(ctx context.Context, e *env, dep *deployment, every time.Duration) {
+// sweepLoop reconciles blobs and rows at start and then periodically, and
+// applies the audit trail's own retention.
+func sweepLoop(ctx context.Context, e *env, dep *deployment, every time.Duration, auditYears int) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	ctx = callvault.NewContextWithActor(ctx, &callvault.Actor{System: true, Name: "sweeper"})
 	for {
-		rep, err := dep.archive.Sweep(ctx, every)
+		var rep archive.SweepReport
+		err := dep.audited(ctx, callvault.AuditEvent{Action: "storage.sweep"}, func(ctx context.Context) (err error) {
+			rep, err = dep.archive.Sweep(ctx, every)
+			callvault.NoteAudit(ctx, func(ev *callvault.AuditEvent) {
+				ev.Details = map[string]string{"temp_removed": strconv.Itoa(rep.TempRemoved),
+					"orphans_removed": strconv.Itoa(rep.OrphansRemoved), "missing": strconv.Itoa(rep.Missing)}
+			})
+			return err
+		})
 		if err != nil {
 			e.logger.Error("sweep failed", "err", err)
 		} else if rep != (archive.SweepReport{}) {
 			e.logger.Warn("sweep reconciled storage", "temp_removed", rep.TempRemoved, "orphans_removed", rep.OrphansRemoved, "missing", rep.Missing)
+		}
+		before := time.Now().AddDate(-auditYears, 0, 0)
+		err = dep.audited(ctx, callvault.AuditEvent{Action: "audit.prune"}, func(ctx context.Context) error {
+			n, err := dep.audit.PruneAudit(ctx, before)
+			callvault.NoteAudit(ctx, func(ev *callvault.AuditEvent) {
+				ev.Details = map[string]string{"before": before.UTC().Format(time.RFC3339), "pruned": strconv.FormatInt(n, 10)}
+			})
+			return err
+		})
+		if err != nil {
+			e.logger.Error("audit retention failed", "err", err)
 		}
 		if n, err := dep.sessions.DeleteExpiredSessions(ctx); err != nil {
 			e.logger.Error("deleting expired sessions failed", "err", err)

@@ -21,7 +21,7 @@ func sourceAddCmd(e *env) *ffcli.Command {
 	var kind string
 	return e.command(spec{
 		name: "source add", usage: "callvault source add [flags] NAME", short: "Create an ingest source and print its token",
-		args: "one source name", minArgs: 1, maxArgs: 1,
+		args: "one source name", minArgs: 1, maxArgs: 1, action: "source.create",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&kind, "kind", callvault.SourceAPI, "kind: api, import or siprec")
 		},
@@ -44,7 +44,7 @@ func sourceAddCmd(e *env) *ffcli.Command {
 
 func sourceListCmd(e *env) *ffcli.Command {
 	return e.command(spec{
-		name: "source list", usage: "callvault source list [flags]", short: "List ingest sources",
+		name: "source list", usage: "callvault source list [flags]", short: "List ingest sources", action: "source.list", reads: true,
 		run: func(ctx context.Context, dep *deployment, args []string) error {
 			list, err := dep.sources.FindSources(ctx)
 			if err != nil {

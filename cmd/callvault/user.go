@@ -22,7 +22,7 @@ func userAddCmd(e *env) *ffcli.Command {
 	var role, academies, name, email string
 	return e.command(spec{
 		name: "user add", usage: "callvault user add --role ROLE [flags] LOGIN", short: "Create an account and print its one-time password",
-		args: "one login name", minArgs: 1, maxArgs: 1,
+		args: "one login name", minArgs: 1, maxArgs: 1, action: "user.create",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&role, "role", "", "role: "+strings.Join(callvault.Roles, ", "))
 			fs.StringVar(&academies, "academy", "", "comma-separated academy short names (the scope of a principal or listener)")
@@ -60,7 +60,7 @@ func userAddCmd(e *env) *ffcli.Command {
 
 func userListCmd(e *env) *ffcli.Command {
 	return e.command(spec{
-		name: "user list", usage: "callvault user list [flags]", short: "List accounts",
+		name: "user list", usage: "callvault user list [flags]", short: "List accounts", action: "user.list", reads: true,
 		run: func(ctx context.Context, dep *deployment, args []string) error {
 			users, err := dep.users.FindUsers(ctx)
 			if err != nil {
@@ -93,7 +93,7 @@ func userListCmd(e *env) *ffcli.Command {
 func userDisableCmd(e *env) *ffcli.Command {
 	return e.command(spec{
 		name: "user disable", usage: "callvault user disable [flags] LOGIN", short: "Disable an account and end its sessions",
-		args: "one login name", minArgs: 1, maxArgs: 1,
+		args: "one login name", minArgs: 1, maxArgs: 1, action: "user.disable",
 		run: func(ctx context.Context, dep *deployment, args []string) error {
 			u, err := dep.users.FindUserByLogin(ctx, strings.ToLower(args[0]))
 			if err != nil {
