@@ -306,6 +306,58 @@ func TestBrowserJourney(t *testing.T) {
 		chromedp.Click(chromedp.CSS("form.signout button")),
 		chromedp.WaitVisible(chromedp.CSS("#login")),
 	)
+
+	// The data-protection lead reads the audit trail: the admin's play is there.
+	out, err := exec.Command(s.bin, "user", "add", "--data", s.data, "--role", "dpo", "--name", "Data Protection Lead", "dpo1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`\n\s+(\S+-\S+-\S+-\S+)\n`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("user add printed no one-time password:\n%s", out)
+	}
+	step("dpo sign in",
+		chromedp.SendKeys(chromedp.CSS("#login"), "dpo1"),
+		chromedp.SendKeys(chromedp.CSS("#password"), string(m[1])),
+		chromedp.Submit(chromedp.CSS("#password")),
+		chromedp.WaitVisible(chromedp.CSS("#new")),
+		chromedp.SendKeys(chromedp.CSS("#current"), string(m[1])),
+		chromedp.SendKeys(chromedp.CSS("#new"), "harbour violet quill 9"),
+		chromedp.SendKeys(chromedp.CSS("#confirm"), "harbour violet quill 9"),
+		chromedp.Submit(chromedp.CSS("#confirm")),
+		chromedp.WaitVisible(chromedp.CSS("form.filters")),
+	)
+	step("audit page",
+		chromedp.Click(chromedp.CSS(`nav a[href="/audit"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#action")),
+	)
+	checkAxe(t, ctx, string(axeJS), "audit")
+	step("audit filter",
+		chromedp.SendKeys(chromedp.CSS("#action"), "recording.play"),
+		chromedp.Submit(chromedp.CSS("#action")),
+		waitJS(`location.search.includes("action=recording.play") && document.readyState === "complete"`),
+		chromedp.WaitVisible(chromedp.CSS("table.results")),
+	)
+	rows, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("table.results tbody")))
+	if !strings.Contains(rows, "recording.play") || !strings.Contains(rows, "admin") || strings.Contains(rows, "recording.search") {
+		t.Errorf("audit filtered by recording.play shows:\n%s", rows)
+	}
+	checkAxe(t, ctx, string(axeJS), "audit results")
+	step("who accessed",
+		chromedp.Click(chromedp.CSS(`table.results a[href^="/recordings/"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#access-h")),
+	)
+	who, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`section[aria-labelledby="access-h"]`)))
+	if !strings.Contains(who, "recording.play") || !strings.Contains(who, "recording.view") {
+		t.Errorf("who has accessed this recording:\n%s", who)
+	}
+	checkAxe(t, ctx, string(axeJS), "recording with access history")
+
+	// The trail verifies, from the command line, while the server runs.
+	out, err = exec.Command(s.bin, "audit", "verify", "--data", s.data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "result: ok") {
+		t.Errorf("audit verify: %v\n%s", err, out)
+	}
 }
 
 // discard runs an action for its effect only.
