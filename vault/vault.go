@@ -74,6 +74,8 @@ type Vault struct {
 	dir string
 	kek cipher.AEAD // XChaCha20-Poly1305 under the KEK
 
+	secret []byte // HKDF-Extract of the KEK, for Seal and Open (secret.go)
+
 	mu   sync.Mutex        // serialises keyring changes in this process
 	keys map[string][]byte // unwrapped epoch keys
 }
@@ -93,7 +95,7 @@ func New(kek []byte, keyringDir string) (*Vault, error) {
 	if err := mkdirPrivate(keyringDir); err != nil {
 		return nil, fmt.Errorf("vault: keyring: %w", err)
 	}
-	return &Vault{dir: keyringDir, kek: aead, keys: make(map[string][]byte)}, nil
+	return &Vault{dir: keyringDir, kek: aead, secret: secretPRK(kek), keys: make(map[string][]byte)}, nil
 }
 
 // Encrypt returns a writer that encrypts recording id to dst under epoch,
