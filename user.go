@@ -31,6 +31,7 @@ type User struct {
 	AcademyIDs         []int64   `json:"academy_ids"` // scope, for principals and listeners
 	PasswordHash       string    `json:"-"`
 	MustChangePassword bool      `json:"must_change_password"`
+	MFAEnabled         bool      `json:"mfa_enabled"` // a TOTP secret is enrolled
 	Disabled           bool      `json:"disabled"`
 	CreatedAt          time.Time `json:"created_at"`
 }
@@ -43,6 +44,9 @@ type Session struct {
 	CreatedAt time.Time
 	LastSeen  time.Time
 	ExpiresAt time.Time // absolute limit
+	// MFAVerified is set once the second factor was checked for this
+	// session; until then it only reaches the MFA pages.
+	MFAVerified bool
 }
 
 // Session limits.
@@ -64,10 +68,37 @@ type UserService interface {
 	// DisableUser disables the account and deletes its sessions.
 	DisableUser(ctx context.Context, id int64) error
 
+	// UpdateUser replaces name, e-mail, role and academy scope. Changing the
+	// role or the scope ends the user's sessions. ENOTFOUND, EINVALID.
+	UpdateUser(ctx context.Context, u *User) error
+
 	CreateSession(ctx context.Context, s *Session) error
 	// FindSession returns the session and its user; EUNAUTHORIZED if it is
 	// missing, expired, idle too long or its user is disabled. It updates
 	// LastSeen.
 	FindSession(ctx context.Context, tokenHash string) (*Session, *User, error)
 	DeleteSession(ctx context.Context, tokenHash string) error
+}
+
+// MFAService keeps second factors. TOTP secrets are stored sealed (by the
+// vault); recovery codes as SHA-256 hashes.
+type MFAService interface {
+	// SetTOTP stores a confirmed TOTP secret, sealed, and the time step
+	// that confirmed it, and enables MFA for the user.
+	SetTOTP(ctx context.Context, userID int64, sealed []byte, step int64) error
+	// TOTP returns the sealed secret and the last time step used.
+	// ENOTFOUND when the user has none.
+	TOTP(ctx context.Context, userID int64) (sealed []byte, lastStep int64, err error)
+	// UseTOTPStep records that step was used to sign in; ECONFLICT when it
+	// is not after the last step used (a replayed code).
+	UseTOTPStep(ctx context.Context, userID, step int64) error
+	// SetRecoveryCodes replaces the user's recovery codes (SHA-256 hex).
+	SetRecoveryCodes(ctx context.Context, userID int64, hashes []string) error
+	// UseRecoveryCode consumes a code: ENOTFOUND if unknown or already used.
+	UseRecoveryCode(ctx context.Context, userID int64, hash string) error
+	// ResetMFA removes the user's second factors (an admin's recovery
+	// action) and ends their sessions.
+	ResetMFA(ctx context.Context, userID int64) error
+	// MarkSessionMFA records that the session passed its second factor.
+	MarkSessionMFA(ctx context.Context, tokenHash string) error
 }

@@ -35,6 +35,7 @@ type Deployment struct {
 	Academies  *sqldb.AcademyService
 	Users      *sqldb.UserService
 	Sources    *sqldb.SourceService
+	Grants     *sqldb.GrantService
 	Audit      *sqldb.AuditStore
 	Log        *audit.Log // the group-commit writer of the trail
 	// Sys is a context acting as the system (command line, jobs).
@@ -68,6 +69,7 @@ func New(t testing.TB) *Deployment {
 		Academies:  sqldb.NewAcademyService(db),
 		Users:      sqldb.NewUserService(db),
 		Sources:    sqldb.NewSourceService(db),
+		Grants:     sqldb.NewGrantService(db),
 		Sys:        callvault.NewContextWithActor(context.Background(), callvault.SystemActor),
 	}
 	d.Audit = sqldb.NewAuditStore(db)

@@ -211,7 +211,7 @@ func findOneRecording(ctx context.Context, tx *dbTx, w where, notFound string) (
 	if scope.None {
 		return nil, callvault.Errorf(callvault.ENOTFOUND, "%s", notFound)
 	}
-	addScope(&w, scope)
+	addScope(&w, scope, tx.now)
 	rs, err := queryRecordings(ctx, tx, `SELECT `+recordingColumns+` FROM recordings r`+w.String(), w.args...)
 	if err != nil {
 		return nil, err
@@ -224,17 +224,51 @@ func findOneRecording(ctx context.Context, tx *dbTx, w where, notFound string) (
 	return rs[0], nil
 }
 
-// addScope restricts r to the academies of scope. Callers handle None.
-func addScope(w *where, scope callvault.Scope) {
+// addScope restricts r to what scope lets the actor see: the recordings of
+// its academies and, when scope.GrantedTo is set, those of that user's
+// grants active at now (from <= now < until, not revoked), whatever their
+// academy. With neither, nothing. Callers handle None, and pass the time of
+// their transaction (the DB's clock) as now.
+//
+// The grants are a list subquery, run once per statement: the user's
+// unexpired grants from grants_listener, their recordings from
+// grant_recordings_grant. A listener's search is then driven by it
+// (recordings by primary key); for a principal it is an OR beside the
+// academy, which leaves the number searches' plans as they were.
+func addScope(w *where, scope callvault.Scope, now time.Time) {
 	if scope.All {
 		return
 	}
-	args := make([]any, len(scope.AcademyIDs))
-	for i, id := range scope.AcademyIDs {
-		args[i] = id
+	var (
+		conds []string
+		args  []any
+	)
+	if len(scope.AcademyIDs) > 0 {
+		conds = append(conds, "r.academy_id IN ("+placeholders(len(scope.AcademyIDs))+")")
+		for _, id := range scope.AcademyIDs {
+			args = append(args, id)
+		}
 	}
-	w.add("r.academy_id IN ("+placeholders(len(args))+")", args...)
+	if scope.GrantedTo != 0 {
+		conds = append(conds, grantedRecordings)
+		t := now.UnixMilli() // grant times are whole ms: floor(now) compares exactly
+		args = append(args, scope.GrantedTo, t, t)
+	}
+	switch len(conds) {
+	case 0:
+		w.add("1 = 0")
+	case 1:
+		w.add(conds[0], args...)
+	default:
+		w.add("("+strings.Join(conds, " OR ")+")", args...)
+	}
 }
+
+// grantedRecordings is true for r when one of the user's grants active at
+// now covers it. Arguments: user id, now, now (unix ms).
+const grantedRecordings = `r.id IN (SELECT gr.recording_id FROM grants g CROSS JOIN grant_recordings gr
+		WHERE g.listener_id = ? AND g.until_ms > ? AND g.from_ms <= ? AND g.revoked_at IS NULL
+		AND gr.grant_id = g.id)`
 
 // recordingColumns are read by queryRecordings, in this order, from
 // recordings r. The academy's slug is a scalar subquery rather than a join
@@ -313,8 +347,10 @@ const blobKeyBatch = 1000
 // RecordingBlobKeys calls fn for every recording in the actor's scope, in id
 // order. An error from fn stops the walk and is returned.
 func (s *RecordingService) RecordingBlobKeys(ctx context.Context, fn func(id, key string) error) error {
+	// The bulk listing is for the system (the sweeper): grants never widen it.
 	scope := callvault.RecordingScope(callvault.ActorFromContext(ctx))
-	if scope.None {
+	scope.GrantedTo = 0
+	if scope.None || (!scope.All && len(scope.AcademyIDs) == 0) {
 		return callvault.Errorf(callvault.EFORBIDDEN, "not allowed to list recordings")
 	}
 	after := ""
@@ -329,7 +365,7 @@ func (s *RecordingService) RecordingBlobKeys(ctx context.Context, fn func(id, ke
 			defer tx.Rollback()
 			w := where{}
 			w.add("r.id > ?", after)
-			addScope(&w, scope)
+			addScope(&w, scope, tx.now)
 			rows, err := tx.query(ctx, `SELECT r.id, r.blob_key FROM recordings r`+w.String()+
 				` ORDER BY r.id LIMIT ?`, append(w.args, blobKeyBatch)...)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,9 +64,29 @@ func (s *UserService) CreateUser(ctx context.Context, u *callvault.User) error {
 		return dbError(err)
 	}
 
-	ids := slices.Clone(u.AcademyIDs)
+	ids := normIDs(u.AcademyIDs)
+	if err := insertUserAcademies(ctx, tx, u.ID, ids); err != nil {
+		return err
+	}
+	if err := tx.commit(); err != nil {
+		return err
+	}
+	u.AcademyIDs = ids
+	u.CreatedAt = createdAt
+	u.MFAEnabled = false
+	return nil
+}
+
+// normIDs returns ids sorted, without duplicates, never nil.
+func normIDs(ids []int64) []int64 {
+	ids = append([]int64{}, ids...)
 	slices.Sort(ids)
-	ids = slices.Compact(ids)
+	return slices.Compact(ids)
+}
+
+// insertUserAcademies adds academies ids (sorted, unique) to the scope of
+// user id. EINVALID for an academy that does not exist.
+func insertUserAcademies(ctx context.Context, tx *dbTx, userID int64, ids []int64) error {
 	for _, id := range ids {
 		var n int
 		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM academies WHERE id = ?`, id).Scan(&n); err != nil {
@@ -73,16 +94,92 @@ func (s *UserService) CreateUser(ctx context.Context, u *callvault.User) error {
 		} else if n == 0 {
 			return callvault.Errorf(callvault.EINVALID, "academy %d does not exist", id)
 		}
-		if _, err := tx.exec(ctx, `INSERT INTO user_academies (user_id, academy_id) VALUES (?, ?)`, u.ID, id); err != nil {
+		if _, err := tx.exec(ctx, `INSERT INTO user_academies (user_id, academy_id) VALUES (?, ?)`, userID, id); err != nil {
 			return dbError(err)
 		}
+	}
+	return nil
+}
+
+// UpdateUser replaces the name, e-mail, role and academy scope of user u.ID
+// (the login, password and flags are left alone) and, on success, sets *u
+// to the stored user. If the role or the scope changed, every session of
+// the user ends in the same transaction: a session must never carry powers
+// its user no longer has, and the next sign-in reads the new ones.
+// ENOTFOUND; EINVALID for a bad role or an unknown academy.
+func (s *UserService) UpdateUser(ctx context.Context, u *callvault.User) error {
+	if !callvault.ValidRole(u.Role) {
+		return callvault.Errorf(callvault.EINVALID, "unknown role %q", u.Role)
+	}
+	tx, err := s.db.beginWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+
+	old, err := findUser(ctx, tx, "u.id = ?", u.ID)
+	if err != nil {
+		return err
+	}
+	ids := normIDs(u.AcademyIDs)
+	if err := updateUser(ctx, tx, u.ID, `name = ?, email = ?, role = ?`, u.Name, u.Email, u.Role); err != nil {
+		return err
+	}
+	changed := old.Role != u.Role || !slices.Equal(old.AcademyIDs, ids)
+	if !slices.Equal(old.AcademyIDs, ids) {
+		if _, err := tx.exec(ctx, `DELETE FROM user_academies WHERE user_id = ?`, u.ID); err != nil {
+			return dbError(err)
+		}
+		if err := insertUserAcademies(ctx, tx, u.ID, ids); err != nil {
+			return err
+		}
+	}
+	var ended int64
+	if changed {
+		if ended, err = deleteSessions(ctx, tx, u.ID); err != nil {
+			return err
+		}
+	}
+	noteUser(ctx, u.ID, map[string]string{"role": u.Role, "sessions_ended": strconv.FormatInt(ended, 10)})
+	stored, err := findUser(ctx, tx, "u.id = ?", u.ID)
+	if err != nil {
+		return err
 	}
 	if err := tx.commit(); err != nil {
 		return err
 	}
-	u.AcademyIDs = ids
-	u.CreatedAt = createdAt
+	*u = *stored
 	return nil
+}
+
+// deleteSessions ends every session of user id and returns how many there
+// were.
+func deleteSessions(ctx context.Context, tx *dbTx, userID int64) (int64, error) {
+	res, err := tx.exec(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
+	if err != nil {
+		return 0, dbError(err)
+	}
+	n, err := res.RowsAffected()
+	return n, dbError(err)
+}
+
+// noteUser describes an action on user id in the pending audit entry, if
+// any: the target (unless the caller set one) and details, added to the
+// caller's.
+func noteUser(ctx context.Context, id int64, details map[string]string) {
+	callvault.NoteAudit(ctx, func(e *callvault.AuditEvent) {
+		if e.TargetType == "" && e.TargetID == "" {
+			e.TargetType, e.TargetID = "user", strconv.FormatInt(id, 10)
+		}
+		if len(details) > 0 && e.Details == nil {
+			e.Details = map[string]string{}
+		}
+		for k, v := range details {
+			if _, set := e.Details[k]; !set {
+				e.Details[k] = v
+			}
+		}
+	})
 }
 
 // FindUserByID returns ENOTFOUND.
@@ -122,12 +219,14 @@ func (s *UserService) FindUsers(ctx context.Context) ([]*callvault.User, error) 
 	return us, nil
 }
 
+// userColumns are read by every query that returns users; MFA is enabled
+// once a TOTP secret is stored (SetTOTP) and until ResetMFA.
 const userColumns = `u.id, u.login, u.name, u.email, u.role, u.password_hash,
-	u.must_change_password, u.disabled, u.created_at`
+	u.must_change_password, u.disabled, u.created_at, u.mfa_secret IS NOT NULL`
 
 func scanUser(sc interface{ Scan(...any) error }, u *callvault.User) error {
 	return sc.Scan(&u.ID, &u.Login, &u.Name, &u.Email, &u.Role, &u.PasswordHash,
-		&u.MustChangePassword, &u.Disabled, msTime{&u.CreatedAt})
+		&u.MustChangePassword, &u.Disabled, msTime{&u.CreatedAt}, &u.MFAEnabled)
 }
 
 func findUser(ctx context.Context, tx *dbTx, cond string, args ...any) (*callvault.User, error) {
@@ -199,8 +298,8 @@ func (s *UserService) SetPassword(ctx context.Context, id int64, hash string, mu
 		return err
 	}
 	// A new password ends every session: whoever knew the old one is out.
-	if _, err := tx.exec(ctx, `DELETE FROM sessions WHERE user_id = ?`, id); err != nil {
-		return dbError(err)
+	if _, err := deleteSessions(ctx, tx, id); err != nil {
+		return err
 	}
 	return tx.commit()
 }
@@ -216,8 +315,8 @@ func (s *UserService) DisableUser(ctx context.Context, id int64) error {
 	if err := updateUser(ctx, tx, id, `disabled = 1`); err != nil {
 		return err
 	}
-	if _, err := tx.exec(ctx, `DELETE FROM sessions WHERE user_id = ?`, id); err != nil {
-		return dbError(err)
+	if _, err := deleteSessions(ctx, tx, id); err != nil {
+		return err
 	}
 	return tx.commit()
 }
@@ -237,7 +336,8 @@ func updateUser(ctx context.Context, tx *dbTx, id int64, set string, args ...any
 }
 
 // CreateSession stores s. Zero times default to now (CreatedAt, LastSeen)
-// and CreatedAt+SessionAbsolute (ExpiresAt). EINVALID for an empty token
+// and CreatedAt+SessionAbsolute (ExpiresAt); MFAVerified is stored as given
+// (false after a password, until MarkSessionMFA). EINVALID for an empty token
 // hash or an unknown user, EUNAUTHORIZED for a disabled user, ECONFLICT for a
 // token hash in use.
 func (s *UserService) CreateSession(ctx context.Context, sess *callvault.Session) error {
@@ -272,9 +372,9 @@ func (s *UserService) CreateSession(ctx context.Context, sess *callvault.Session
 	sess.CreatedAt = sess.CreatedAt.UTC().Truncate(time.Millisecond)
 	sess.LastSeen = sess.LastSeen.UTC().Truncate(time.Millisecond)
 	sess.ExpiresAt = sess.ExpiresAt.UTC().Truncate(time.Millisecond)
-	_, err = tx.exec(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at)
-		VALUES (?, ?, ?, ?, ?)`, sess.TokenHash, sess.UserID, sess.CreatedAt.UnixMilli(),
-		sess.LastSeen.UnixMilli(), sess.ExpiresAt.UnixMilli())
+	_, err = tx.exec(ctx, `INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at, mfa_verified)
+		VALUES (?, ?, ?, ?, ?, ?)`, sess.TokenHash, sess.UserID, sess.CreatedAt.UnixMilli(),
+		sess.LastSeen.UnixMilli(), sess.ExpiresAt.UnixMilli(), sess.MFAVerified)
 	if isUnique(err) {
 		return callvault.Wrap(callvault.ECONFLICT, err, "session already exists")
 	} else if err != nil {
@@ -286,7 +386,9 @@ func (s *UserService) CreateSession(ctx context.Context, sess *callvault.Session
 // FindSession returns the session and its user. EUNAUTHORIZED if it is
 // missing, past ExpiresAt, idle for SessionIdle or more, or its user is
 // disabled; an expired session is deleted. LastSeen is refreshed when it is
-// more than a minute old.
+// more than a minute old. MFAVerified reports whether the session passed its
+// second factor (MarkSessionMFA); the user's MFAEnabled, whether they have
+// one.
 //
 // The check reads from a reader connection; only a refresh or an expiry
 // takes the write lock.
@@ -320,8 +422,8 @@ func (s *UserService) readSession(ctx context.Context, tokenHash string) (*callv
 	}
 	defer tx.Rollback()
 	sess := &callvault.Session{TokenHash: tokenHash}
-	err = tx.queryRow(ctx, `SELECT user_id, created_at, last_seen, expires_at FROM sessions WHERE token_hash = ?`, tokenHash).
-		Scan(&sess.UserID, msTime{&sess.CreatedAt}, msTime{&sess.LastSeen}, msTime{&sess.ExpiresAt})
+	err = tx.queryRow(ctx, `SELECT user_id, created_at, last_seen, expires_at, mfa_verified FROM sessions WHERE token_hash = ?`, tokenHash).
+		Scan(&sess.UserID, msTime{&sess.CreatedAt}, msTime{&sess.LastSeen}, msTime{&sess.ExpiresAt}, &sess.MFAVerified)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, callvault.Errorf(callvault.EUNAUTHORIZED, "no such session")
 	} else if err != nil {

@@ -272,3 +272,91 @@ func TestSession_createDeletePurge(t *testing.T) {
 		t.Errorf("DeleteExpiredSessions() = %d, %v; want 1 (t3 past its ExpiresAt)", n, err)
 	}
 }
+
+func TestUser_update(t *testing.T) {
+	db, _ := openTestDB(t)
+	north, south := createAcademies(t, db)
+	s := NewUserService(db)
+	ctx := sysCtx()
+	alice := &callvault.User{Login: "alice", Name: "Alice", Email: "a@example.org", Role: callvault.RolePrincipal,
+		AcademyIDs: []int64{north.ID}, PasswordHash: "h"}
+	bob := &callvault.User{Login: "bob", Role: callvault.RolePrincipal, AcademyIDs: []int64{north.ID}}
+	for _, u := range []*callvault.User{alice, bob} {
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateSession(ctx, &callvault.Session{TokenHash: "b1", UserID: bob.ID}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Each step starts from the state the previous one left.
+	tests := []struct {
+		name         string
+		u            callvault.User
+		code         string
+		want         callvault.User // stored afterwards (ID, Login, CreatedAt, PasswordHash filled in below)
+		sessionsLeft int
+	}{
+		{"name and e-mail only",
+			callvault.User{ID: alice.ID, Name: "Alice Smith", Email: "alice@example.org", Role: callvault.RolePrincipal, AcademyIDs: []int64{north.ID}},
+			"", callvault.User{Name: "Alice Smith", Email: "alice@example.org", Role: callvault.RolePrincipal, AcademyIDs: []int64{north.ID}}, 2},
+		{"same scope, repeated",
+			callvault.User{ID: alice.ID, Name: "Alice Smith", Email: "alice@example.org", Role: callvault.RolePrincipal, AcademyIDs: []int64{north.ID, north.ID}},
+			"", callvault.User{Name: "Alice Smith", Email: "alice@example.org", Role: callvault.RolePrincipal, AcademyIDs: []int64{north.ID}}, 2},
+		{"scope widened",
+			callvault.User{ID: alice.ID, Name: "Alice Smith", Role: callvault.RolePrincipal, AcademyIDs: []int64{south.ID, north.ID}},
+			"", callvault.User{Name: "Alice Smith", Role: callvault.RolePrincipal, AcademyIDs: []int64{north.ID, south.ID}}, 0},
+		{"scope narrowed",
+			callvault.User{ID: alice.ID, Name: "Alice Smith", Role: callvault.RolePrincipal, AcademyIDs: []int64{south.ID}},
+			"", callvault.User{Name: "Alice Smith", Role: callvault.RolePrincipal, AcademyIDs: []int64{south.ID}}, 0},
+		{"role changed, same scope",
+			callvault.User{ID: alice.ID, Name: "Alice Smith", Role: callvault.RoleListener, AcademyIDs: []int64{south.ID}},
+			"", callvault.User{Name: "Alice Smith", Role: callvault.RoleListener, AcademyIDs: []int64{south.ID}}, 0},
+		{"scope removed",
+			callvault.User{ID: alice.ID, Name: "Alice Smith", Role: callvault.RoleListener},
+			"", callvault.User{Name: "Alice Smith", Role: callvault.RoleListener, AcademyIDs: []int64{}}, 0},
+		{"bad role",
+			callvault.User{ID: alice.ID, Name: "X", Role: "root"},
+			callvault.EINVALID, callvault.User{Name: "Alice Smith", Role: callvault.RoleListener, AcademyIDs: []int64{}}, 2},
+		{"unknown academy: nothing changes",
+			callvault.User{ID: alice.ID, Name: "X", Role: callvault.RoleAdmin, AcademyIDs: []int64{north.ID, 999}},
+			callvault.EINVALID, callvault.User{Name: "Alice Smith", Role: callvault.RoleListener, AcademyIDs: []int64{}}, 2},
+		{"to admin",
+			callvault.User{ID: alice.ID, Name: "Alice Smith", Role: callvault.RoleAdmin},
+			"", callvault.User{Name: "Alice Smith", Role: callvault.RoleAdmin, AcademyIDs: []int64{}}, 0},
+	}
+	for _, tt := range tests {
+		if _, err := db.writer.Exec(`DELETE FROM sessions WHERE user_id = ?`, alice.ID); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range []string{"a1", "a2"} {
+			if err := s.CreateSession(ctx, &callvault.Session{TokenHash: h, UserID: alice.ID}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		u := tt.u
+		err := s.UpdateUser(ctx, &u)
+		wantCode(t, "UpdateUser("+tt.name+")", err, tt.code)
+		want := tt.want
+		want.ID, want.Login, want.PasswordHash, want.CreatedAt = alice.ID, "alice", "h", t0
+		got, _ := s.FindUserByID(ctx, alice.ID)
+		if !reflect.DeepEqual(got, &want) {
+			t.Errorf("%s: stored %+v, want %+v", tt.name, got, &want)
+		}
+		if err == nil && !reflect.DeepEqual(&u, &want) {
+			t.Errorf("%s: UpdateUser set %+v, want the stored user %+v", tt.name, &u, &want)
+		}
+		if n := countRows(t, db, `SELECT COUNT(*) FROM sessions WHERE user_id = ?`, alice.ID); n != tt.sessionsLeft {
+			t.Errorf("%s: %d sessions left, want %d", tt.name, n, tt.sessionsLeft)
+		}
+		if tt.sessionsLeft == 0 {
+			_, _, err := s.FindSession(ctx, "a1")
+			wantCode(t, tt.name+": FindSession(a1)", err, callvault.EUNAUTHORIZED)
+		}
+	}
+	if _, _, err := s.FindSession(ctx, "b1"); err != nil {
+		t.Errorf("another user's session ended: %v", err)
+	}
+	wantCode(t, "UpdateUser(missing)", s.UpdateUser(ctx, &callvault.User{ID: 12345, Role: callvault.RoleAdmin}), callvault.ENOTFOUND)
+}

@@ -18,6 +18,7 @@ func TestRoleMatrix(t *testing.T) {
 		t.Fatalf("riverside ingest: %d %v", resp.StatusCode, out)
 	}
 	river := out["id"].(string)
+	h.grant("listener", time.Hour, oak)
 
 	tests := []struct {
 		as, method, path string
@@ -36,8 +37,8 @@ func TestRoleMatrix(t *testing.T) {
 		{"", "GET", "/api/v1/nowhere", 404, "not_found"},
 
 		{"admin", "GET", "/recordings", 200, "2 recordings found"},
-		{"admin", "GET", "/recordings/" + oak, 200, "<audio"},
-		{"admin", "GET", "/api/v1/recordings/" + oak + "/audio", 200, "RIFF"},
+		{"admin", "GET", "/recordings/" + oak, 200, "You cannot play"},
+		{"admin", "GET", "/api/v1/recordings/" + oak + "/audio", 403, "may not play"},
 		{"admin", "GET", "/academies", 200, "Oakfield"},
 		{"admin", "GET", "/academies/oakfield/edit", 200, "2000-2099"},
 
@@ -58,8 +59,17 @@ func TestRoleMatrix(t *testing.T) {
 
 		{"listener", "GET", "/recordings", 403, "cannot search"},
 		{"listener", "GET", "/api/v1/recordings", 403, "forbidden"},
-		{"listener", "GET", "/api/v1/recordings/" + oak, 404, ""},
-		{"listener", "GET", "/api/v1/recordings/" + oak + "/audio", 404, ""},
+		{"listener", "GET", "/api/v1/recordings/" + oak, 200, "audio_url"},
+		{"listener", "GET", "/recordings/" + oak, 200, "<audio"},
+		{"listener", "GET", "/api/v1/recordings/" + oak + "/audio", 403, "not valid for your session"},
+		{"listener", "GET", "/api/v1/recordings/" + oak + "/audio?token=cvp_guessed", 403, "not valid for your session"},
+		{"listener", "GET", "/api/v1/recordings/" + river, 404, ""},
+		{"listener", "GET", "/shared", 200, oak},
+		{"listener2", "GET", "/api/v1/recordings/" + oak, 404, ""},
+		{"listener2", "GET", "/api/v1/recordings/" + oak + "/audio", 404, ""},
+		{"principal2", "GET", "/api/v1/recordings/" + oak, 404, ""},
+		{"fresh", "GET", "/recordings", 303, ""},
+		{"fresh", "GET", "/api/v1/recordings", 403, "second factor"},
 
 		{"newbie", "GET", "/recordings", 303, ""},
 		{"newbie", "GET", "/api/v1/recordings", 403, "one-time password"},
@@ -113,8 +123,8 @@ func TestFirstSignInMustReplacePassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("after change /recordings = %d, want 200", resp.StatusCode)
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/mfa/enrol" {
+		t.Errorf("after the change /recordings = %d to %q, want 303 to the second-factor enrolment", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	resp, err = other.Get(h.ts.URL + "/api/v1/recordings")
 	if err != nil {

@@ -25,11 +25,34 @@ type recordingJSON struct {
 }
 
 func (s *Server) toJSON(r *http.Request, rec *callvault.Recording) recordingJSON {
-	j := recordingJSON{Recording: rec, DurationSeconds: rec.Duration.Seconds()}
-	if callvault.CanPlay(actor(r.Context()), rec) {
-		j.AudioURL = "/api/v1/recordings/" + rec.ID + "/audio"
+	return recordingJSON{Recording: rec, DurationSeconds: rec.Duration.Seconds()}
+}
+
+// playable looks up the actor's grant for rec and decides with CanPlay. A
+// missing grant is not an error: it is a no.
+func (s *Server) playable(r *http.Request, rec *callvault.Recording) (*callvault.Grant, bool, error) {
+	a := actor(r.Context())
+	if a == nil || a.User == nil {
+		return nil, false, nil
 	}
-	return j
+	now := s.Now()
+	g, err := s.Grants.ActiveGrant(r.Context(), a.User.ID, rec.ID, now)
+	if callvault.ErrorCode(err) == callvault.ENOTFOUND {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, err
+	}
+	return g, callvault.CanPlay(a, rec, g, now), nil
+}
+
+// playURL mints a play token for this session when the actor may play rec.
+func (s *Server) playURL(r *http.Request, rec *callvault.Recording) (string, *callvault.Grant, error) {
+	g, ok, err := s.playable(r, rec)
+	if err != nil || !ok || sessionHash(r) == "" {
+		return "", g, err
+	}
+	tok := s.plays.mint(sessionHash(r), actor(r.Context()).User.ID, rec, g, s.Now())
+	return audioURL(rec.ID, tok), g, nil
 }
 
 // ingest is POST /api/v1/recordings: multipart/form-data with a "metadata"
@@ -154,6 +177,10 @@ func trim(s string, n int) string {
 // apiSearch is GET /api/v1/recordings.
 func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if !callvault.CanSearch(actor(ctx)) {
+		s.jsonError(w, r, callvault.Errorf(callvault.EFORBIDDEN, "your role cannot search recordings"))
+		return
+	}
 	academies, err := s.Academies.FindAcademies(ctx)
 	if err != nil {
 		s.jsonError(w, r, err)
@@ -185,12 +212,17 @@ func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request) {
 // apiRecording is GET /api/v1/recordings/{id}.
 func (s *Server) apiRecording(w http.ResponseWriter, r *http.Request) {
 	rec, err := s.Recordings.FindRecordingByID(r.Context(), r.PathValue("id"))
-	noteRecording(r, rec)
+	s.noteRecording(r, rec)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.toJSON(r, rec))
+	j := s.toJSON(r, rec)
+	if j.AudioURL, _, err = s.playURL(r, rec); err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
 }
 
 // apiAudio streams a browser-playable rendition with Range support,
@@ -199,15 +231,30 @@ func (s *Server) apiRecording(w http.ResponseWriter, r *http.Request) {
 func (s *Server) apiAudio(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	rec, err := s.Recordings.FindRecordingByID(ctx, r.PathValue("id"))
-	noteRecording(r, rec)
+	s.noteRecording(r, rec)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
 	}
-	if !callvault.CanPlay(actor(ctx), rec) {
-		s.jsonError(w, r, callvault.Errorf(callvault.EFORBIDDEN, "you may not play this recording"))
+	g, ok, err := s.playable(r, rec)
+	if err != nil {
+		s.jsonError(w, r, err)
 		return
 	}
+	if !ok {
+		s.jsonError(w, r, callvault.Errorf(callvault.EFORBIDDEN, "you may not play this recording: listening needs a current grant, decided by the CEO or the academy's Principal"))
+		return
+	}
+	if _, ok := s.plays.check(r.URL.Query().Get("token"), sessionHash(r), actor(ctx).User.ID, rec.ID, s.Now()); !ok {
+		s.jsonError(w, r, callvault.Errorf(callvault.EFORBIDDEN, "this audio link is not valid for your session; open the recording again"))
+		return
+	}
+	callvault.NoteAudit(ctx, func(e *callvault.AuditEvent) {
+		if e.Details == nil {
+			e.Details = map[string]string{}
+		}
+		e.Details["grant"] = strconv.FormatInt(g.ID, 10)
+	})
 	au, err := s.Archive.OpenAudio(ctx, rec)
 	if err != nil {
 		s.jsonError(w, r, err)
@@ -234,7 +281,11 @@ func notePlay(r *http.Request, rec *callvault.Recording, size int64) {
 		first, last = rs[0], rs[1]
 	}
 	callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) {
-		e.Details = map[string]string{"range": trim(rng, 100), "bytes": fmt.Sprintf("%d-%d/%d", first, last, size)}
+		if e.Details == nil {
+			e.Details = map[string]string{}
+		}
+		e.Details["range"] = trim(rng, 100)
+		e.Details["bytes"] = fmt.Sprintf("%d-%d/%d", first, last, size)
 		if rate := int64(rec.SampleRate * rec.Channels * 2); rate > 0 && (rec.Codec == "ulaw" || rec.Codec == "alaw" || rec.Codec == "pcm16") {
 			from := max(first-44, 0) * 1000 / rate
 			to := max(last-44, 0) * 1000 / rate

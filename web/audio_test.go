@@ -27,9 +27,11 @@ func (h *harness) storeOne(ref string, codec string, d time.Duration) string {
 func TestAudioRanges(t *testing.T) {
 	h := newHarness(t)
 	id := h.storeOne("r1", "ulaw", 4*time.Second)
-	c := h.client("admin")
+	h.grant("listener", time.Hour, id)
+	c := h.client("listener")
+	u := h.audioURL(c, id)
 	get := func(rng string) (*http.Response, []byte) {
-		req, _ := http.NewRequest("GET", h.ts.URL+"/api/v1/recordings/"+id+"/audio", nil)
+		req, _ := http.NewRequest("GET", h.ts.URL+u, nil)
 		if rng != "" {
 			req.Header.Set("Range", rng)
 		}
@@ -96,8 +98,9 @@ func TestAudioPassThroughAndPCM(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("ingest: %d %v", resp.StatusCode, out)
 	}
-	c := h.client("admin")
-	r, err := c.Get(h.ts.URL + "/api/v1/recordings/" + out["id"].(string) + "/audio")
+	h.grant("listener", time.Hour, out["id"].(string))
+	c := h.client("listener")
+	r, err := c.Get(h.ts.URL + h.audioURL(c, out["id"].(string)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +136,6 @@ func TestMovedBlobFailsToDecrypt(t *testing.T) {
 // recognised but unsupported codecs are refused with 415.
 func TestIngestFormats(t *testing.T) {
 	h := newHarness(t)
-	c := h.client("admin")
 	tests := []struct {
 		file, ctype string
 		status      int
@@ -158,7 +160,9 @@ func TestIngestFormats(t *testing.T) {
 		if tt.status != 201 {
 			continue
 		}
-		r, err := c.Get(h.ts.URL + "/api/v1/recordings/" + out["id"].(string) + "/audio")
+		h.grant("listener", time.Hour, out["id"].(string))
+		c := h.client("listener")
+		r, err := c.Get(h.ts.URL + h.audioURL(c, out["id"].(string)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,32 +19,54 @@ import (
 
 // request is how the route-table test exercises one route.
 type request struct {
-	as     string // login; "" anonymous; "source" uses the ingest token
+	as     string // login; "" anonymous; "source" uses the ingest token; "half:login" password only, no second factor yet
 	method string
 	path   string
 	form   url.Values
+	json   string
 	upload *upload
 }
 
 // routeRequests exercises every audited route. Adding a route with an
 // action without adding it here fails TestEveryRouteIsAudited.
 func routeRequests(h *harness, id string) map[string]request {
+	pending := func() string { return strconv.FormatInt(h.request("listener2", id).ID, 10) }
+	gid := strconv.FormatInt(h.grant("listener2", time.Hour, id).ID, 10)
+	bg := strconv.FormatInt(h.breakGlass("dpo", id).ID, 10)
 	return map[string]request{
-		"POST /login":                       {method: "POST", path: "/login", form: url.Values{"login": {"ceo"}, "password": {h.password}}},
-		"POST /logout":                      {as: "dpo", method: "POST", path: "/logout"},
-		"POST /password":                    {as: "newbie", method: "POST", path: "/password", form: url.Values{"current": {h.password}, "new": {"a new long passphrase"}, "confirm": {"a new long passphrase"}}},
-		"GET /recordings":                   {as: "admin", method: "GET", path: "/recordings?number=900123"},
-		"GET /recordings/{id}":              {as: "admin", method: "GET", path: "/recordings/" + id},
-		"POST /api/v1/recordings":           {as: "source", upload: &upload{meta: meta("route-test", time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC), ""), audio: wav(h.t, "ulaw", time.Second)}},
-		"GET /api/v1/recordings":            {as: "ceo", method: "GET", path: "/api/v1/recordings"},
-		"GET /api/v1/recordings/{id}":       {as: "ceo", method: "GET", path: "/api/v1/recordings/" + id},
-		"GET /api/v1/recordings/{id}/audio": {as: "admin", method: "GET", path: "/api/v1/recordings/" + id + "/audio"},
-		"GET /academies":                    {as: "admin", method: "GET", path: "/academies"},
-		"POST /academies":                   {as: "admin", method: "POST", path: "/academies", form: url.Values{"slug": {"hillside"}, "name": {"Hillside"}}},
-		"GET /academies/{slug}/edit":        {as: "admin", method: "GET", path: "/academies/oakfield/edit"},
-		"POST /academies/{slug}":            {as: "admin", method: "POST", path: "/academies/oakfield", form: url.Values{"name": {"Oakfield Primary"}, "numbers": {"01632 960000-01632 960099"}}},
-		"GET /audit":                        {as: "dpo", method: "GET", path: "/audit"},
-		"GET /api/v1/audit":                 {as: "dpo", method: "GET", path: "/api/v1/audit?action=recording."},
+		"POST /mfa":                                 {as: "half:listener2", method: "POST", path: "/mfa", form: url.Values{"code": {h.takeRecovery("listener2")}}},
+		"POST /mfa/enrol":                           {as: "half:fresh", method: "POST", path: "enrol"},
+		"GET /requests/new":                         {as: "dpo", method: "GET", path: "/requests/new?recording=" + id},
+		"POST /requests":                            {as: "dpo", method: "POST", path: "/requests", form: url.Values{"recording": {id}, "purpose": {"complaint"}, "justification": {"a parent complained about this call"}, "listeners": {"listener2"}, "duration": {"60"}}},
+		"GET /requests":                             {as: "ceo", method: "GET", path: "/requests"},
+		"GET /requests/{id}":                        {as: "ceo", method: "GET", path: "/requests/" + pending()},
+		"POST /requests/{id}/decision":              {as: "ceo", method: "POST", path: "/requests/" + pending() + "/decision", form: url.Values{"decision": {"approve"}, "note": {"necessary"}}},
+		"GET /grants":                               {as: "ceo", method: "GET", path: "/grants"},
+		"POST /grants/{id}/revoke":                  {as: "admin", method: "POST", path: "/grants/" + gid + "/revoke", form: url.Values{"reason": {"no longer needed"}}},
+		"POST /grants/{id}/ratify":                  {as: "ceo", method: "POST", path: "/grants/" + bg + "/ratify", form: url.Values{"note": {"the emergency was real"}}},
+		"GET /shared":                               {as: "listener", method: "GET", path: "/shared"},
+		"GET /recordings/{id}/break-glass":          {as: "admin", method: "GET", path: "/recordings/" + id + "/break-glass"},
+		"POST /recordings/{id}/break-glass":         {as: "admin", method: "POST", path: "/recordings/" + id + "/break-glass", form: url.Values{"reason": {"a child may be at risk tonight"}}},
+		"POST /api/v1/listen-requests":              {as: "dpo", method: "POST", path: "/api/v1/listen-requests", json: `{"recording_ids":["` + id + `"],"purpose":"training","justification":"training need for reception staff","listeners":["listener2"],"minutes":30}`},
+		"POST /api/v1/listen-requests/{id}/approve": {as: "ceo", method: "POST", path: "/api/v1/listen-requests/" + pending() + "/approve", json: `{"note":"yes"}`},
+		"POST /api/v1/listen-requests/{id}/decline": {as: "ceo", method: "POST", path: "/api/v1/listen-requests/" + pending() + "/decline", json: `{"note":"not necessary"}`},
+		"GET /api/v1/grants":                        {as: "listener", method: "GET", path: "/api/v1/grants"},
+		"POST /api/v1/grants/{id}/revoke":           {as: "ceo", method: "POST", path: "/api/v1/grants/" + strconv.FormatInt(h.grant("listener2", time.Hour, id).ID, 10) + "/revoke"},
+		"POST /login":                               {method: "POST", path: "/login", form: url.Values{"login": {"ceo"}, "password": {h.password}}},
+		"POST /logout":                              {as: "dpo", method: "POST", path: "/logout"},
+		"POST /password":                            {as: "newbie", method: "POST", path: "/password", form: url.Values{"current": {h.password}, "new": {"a new long passphrase"}, "confirm": {"a new long passphrase"}}},
+		"GET /recordings":                           {as: "admin", method: "GET", path: "/recordings?number=900123"},
+		"GET /recordings/{id}":                      {as: "admin", method: "GET", path: "/recordings/" + id},
+		"POST /api/v1/recordings":                   {as: "source", upload: &upload{meta: meta("route-test", time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC), ""), audio: wav(h.t, "ulaw", time.Second)}},
+		"GET /api/v1/recordings":                    {as: "ceo", method: "GET", path: "/api/v1/recordings"},
+		"GET /api/v1/recordings/{id}":               {as: "ceo", method: "GET", path: "/api/v1/recordings/" + id},
+		"GET /api/v1/recordings/{id}/audio":         {as: "listener", method: "GET", path: "audio:" + id},
+		"GET /academies":                            {as: "admin", method: "GET", path: "/academies"},
+		"POST /academies":                           {as: "admin", method: "POST", path: "/academies", form: url.Values{"slug": {"hillside"}, "name": {"Hillside"}}},
+		"GET /academies/{slug}/edit":                {as: "admin", method: "GET", path: "/academies/oakfield/edit"},
+		"POST /academies/{slug}":                    {as: "admin", method: "POST", path: "/academies/oakfield", form: url.Values{"name": {"Oakfield Primary"}, "numbers": {"01632 960000-01632 960099"}}},
+		"GET /audit":                                {as: "dpo", method: "GET", path: "/audit"},
+		"GET /api/v1/audit":                         {as: "dpo", method: "GET", path: "/api/v1/audit?action=recording."},
 	}
 }
 
@@ -53,11 +76,20 @@ func (h *harness) do(c *http.Client, rq request) *http.Response {
 		resp, _ := h.ingest(*rq.upload)
 		return resp
 	}
-	var body io.Reader
-	req, _ := http.NewRequest(rq.method, h.ts.URL+rq.path, body)
-	if rq.form != nil {
+	if id, ok := strings.CutPrefix(rq.path, "audio:"); ok {
+		rq.path = h.audioURL(c, id) // a play token for this session
+	}
+	if rq.path == "enrol" {
+		rq.path, rq.form = "/mfa/enrol", h.enrolForm(c)
+	}
+	req, _ := http.NewRequest(rq.method, h.ts.URL+rq.path, nil)
+	switch {
+	case rq.form != nil:
 		req, _ = http.NewRequest(rq.method, h.ts.URL+rq.path, strings.NewReader(rq.form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	case rq.json != "":
+		req, _ = http.NewRequest(rq.method, h.ts.URL+rq.path, strings.NewReader(rq.json))
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -84,6 +116,7 @@ func (h *harness) newest(n int) []*callvault.AuditEvent {
 func TestEveryRouteIsAudited(t *testing.T) {
 	h := newHarness(t)
 	id := h.storeOne("r", "ulaw", time.Second)
+	h.grant("listener", time.Hour, id)
 	reqs := routeRequests(h, id)
 	for _, rt := range h.srv.Routes() {
 		if rt.Action == "" {
@@ -99,7 +132,17 @@ func TestEveryRouteIsAudited(t *testing.T) {
 		}
 		before := h.newest(1)[0].Seq
 		var c *http.Client
-		if rq.as != "source" {
+		wantActor := rq.as
+		switch {
+		case rq.as == "source":
+			wantActor = "pbx"
+		case strings.HasPrefix(rq.as, "half:"):
+			wantActor = strings.TrimPrefix(rq.as, "half:")
+			c = h.halfClient(wantActor)
+		case rq.as == "":
+			wantActor = rq.form.Get("login")
+			c = h.client("")
+		default:
 			c = h.client(rq.as)
 		}
 		// Signing in writes its own entry; look only at what this request adds.
@@ -120,12 +163,6 @@ func TestEveryRouteIsAudited(t *testing.T) {
 		if found == nil {
 			t.Errorf("%s: no %s audit entry written (newest: %s)", rt.Pattern, rt.Action, events[0].Action)
 			continue
-		}
-		wantActor := rq.as
-		if rq.as == "" {
-			wantActor = rq.form.Get("login")
-		} else if rq.as == "source" {
-			wantActor = "pbx"
 		}
 		if found.ActorName != wantActor || found.Outcome != callvault.OutcomeAllowed || found.ClientAddr != "127.0.0.1" {
 			t.Errorf("%s: entry %+v; want actor %s, allowed, from 127.0.0.1", rt.Pattern, found, wantActor)
@@ -157,8 +194,9 @@ func TestAuditRecordsDenialsAndDetails(t *testing.T) {
 		}
 	}
 	// A play records the range and the time it covers.
-	c := h.client("admin")
-	req, _ := http.NewRequest("GET", h.ts.URL+"/api/v1/recordings/"+id+"/audio", nil)
+	h.grant("listener", time.Hour, id)
+	c := h.client("listener")
+	req, _ := http.NewRequest("GET", h.ts.URL+h.audioURL(c, id), nil)
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-", 44+8000*2*2)) // from 1 s in
 	resp, err := c.Do(req)
 	if err != nil {
@@ -205,6 +243,9 @@ func TestAuditRecordsDenialsAndDetails(t *testing.T) {
 func TestFailClosedWhenAuditCannotBeWritten(t *testing.T) {
 	h := newHarness(t)
 	id := h.storeOne("r", "ulaw", time.Second)
+	h.grant("listener", time.Hour, id)
+	listener := h.client("listener")
+	play := h.audioURL(listener, id)
 	admin, ceo := h.client("admin"), h.client("ceo")
 	rows0, files0 := h.countStored()
 
@@ -225,7 +266,7 @@ func TestFailClosedWhenAuditCannotBeWritten(t *testing.T) {
 	}{
 		{"search", ceo, request{method: "GET", path: "/api/v1/recordings"}, []string{id, "+447700900123"}},
 		{"view", ceo, request{method: "GET", path: "/recordings/" + id}, []string{"+447700900123"}},
-		{"play", admin, request{method: "GET", path: "/api/v1/recordings/" + id + "/audio"}, []string{"RIFF"}},
+		{"play", listener, request{method: "GET", path: play}, []string{"RIFF"}},
 		{"academy create", admin, request{method: "POST", path: "/academies", form: url.Values{"slug": {"ghost"}, "name": {"Ghost"}}}, nil},
 		{"ingest", nil, request{as: "source", upload: &upload{meta: meta("lost", time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC), ""), audio: wav(t, "ulaw", time.Second)}}, nil},
 	}

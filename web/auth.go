@@ -22,7 +22,7 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		_, u, err := s.Users.FindSession(r.Context(), secret.HashToken(c.Value))
+		sess, u, err := s.Users.FindSession(r.Context(), secret.HashToken(c.Value))
 		if err != nil {
 			if callvault.ErrorCode(err) != callvault.EUNAUTHORIZED {
 				// Fail closed: a session store error is not "signed in".
@@ -33,14 +33,39 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ctx := callvault.NewContextWithActor(r.Context(), &callvault.Actor{User: u})
+		ctx := callvault.NewContextWithActor(r.Context(), &callvault.Actor{User: u, Session: sess})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 // requireUser wraps a page or API handler that needs a signed-in user who
-// has replaced their one-time password.
+// has replaced their one-time password and passed their second factor.
 func (s *Server) requireUser(h http.HandlerFunc) http.HandlerFunc {
+	return s.requireStage(stageDone, h)
+}
+
+// Sign-in stages: a session exists after the password; it must then replace
+// a one-time password, then enrol or present a second factor.
+const (
+	stagePassword = iota // only the password change page
+	stageMFA             // only the MFA pages
+	stageDone            // everything
+)
+
+// stage is how far the actor's sign-in has got.
+func stage(a *callvault.Actor) int {
+	switch {
+	case a.User.MustChangePassword:
+		return stagePassword
+	case a.Session == nil || !a.Session.MFAVerified:
+		return stageMFA
+	}
+	return stageDone
+}
+
+// requireStage admits signed-in users whose sign-in has reached at least
+// want, and sends the others where they must go next.
+func (s *Server) requireStage(want int, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		a := callvault.ActorFromContext(r.Context())
 		if a == nil || a.User == nil {
@@ -51,15 +76,23 @@ func (s *Server) requireUser(h http.HandlerFunc) http.HandlerFunc {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
-		if a.User.MustChangePassword && r.URL.Path != "/password" {
-			if isAPI(r) {
-				s.jsonError(w, r, callvault.Errorf(callvault.EFORBIDDEN, "replace your one-time password first"))
-				return
-			}
-			http.Redirect(w, r, "/password", http.StatusSeeOther)
+		got := stage(a)
+		if got >= want {
+			h(w, r)
 			return
 		}
-		h(w, r)
+		next, msg := "/password", "replace your one-time password first"
+		if got == stageMFA {
+			next, msg = "/mfa", "complete sign-in with your second factor first"
+			if !a.User.MFAEnabled {
+				next = "/mfa/enrol"
+			}
+		}
+		if isAPI(r) {
+			s.jsonError(w, r, callvault.Errorf(callvault.EFORBIDDEN, "%s", msg))
+			return
+		}
+		http.Redirect(w, r, next, http.StatusSeeOther)
 	}
 }
 
@@ -122,3 +155,11 @@ func (s *Server) pageOrJSONError(w http.ResponseWriter, r *http.Request, err err
 }
 
 func actor(ctx context.Context) *callvault.Actor { return callvault.ActorFromContext(ctx) }
+
+// sessionHash is the hash of the request's session token ("" without one).
+func sessionHash(r *http.Request) string {
+	if a := actor(r.Context()); a != nil && a.Session != nil {
+		return a.Session.TokenHash
+	}
+	return ""
+}

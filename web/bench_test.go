@@ -29,8 +29,9 @@ func BenchmarkFirstByteRandomOffset1h(b *testing.B) {
 	if resp.StatusCode != 201 {
 		b.Fatalf("ingest: %d %v", resp.StatusCode, out)
 	}
-	url := h.ts.URL + "/api/v1/recordings/" + out["id"].(string) + "/audio"
-	c := h.client("admin")
+	h.grant("listener", 7*24*time.Hour, out["id"].(string))
+	c := h.client("listener")
+	url := h.ts.URL + h.audioURL(c, out["id"].(string))
 	size := int64(44 + 2*3600*8000)
 	rng := rand.New(rand.NewPCG(1, 2))
 	buf := make([]byte, 4096)

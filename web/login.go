@@ -2,7 +2,10 @@ package web
 
 import (
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/secret"
@@ -32,11 +35,32 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			"Error": "The login name or password is not right, or the account is disabled.",
 		})
 	}
+	// At most 10 failures per account and per address in 5 minutes; the
+	// refusal says the same whether or not the password would have been right.
+	keys := []string{"login:" + login, "ip:" + clientAddr(r)}
+	for _, k := range keys {
+		if ok, until := s.Throttle.Allowed(k); !ok {
+			callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) {
+				e.Action, e.Outcome, e.Reason = "auth.login_failed", callvault.OutcomeDenied, "throttled"
+				e.Details = map[string]string{"login": trim(login, 64), "throttled": strings.SplitN(k, ":", 2)[0]}
+			})
+			w.Header().Set("Retry-After", strconv.Itoa(int(time.Until(until).Seconds())+1))
+			s.render(w, r, http.StatusTooManyRequests, "login", map[string]any{"Title": "Sign in", "Next": next, "Login": login,
+				"Error": "Too many failed sign-ins. Try again after " + until.In(callvault.London).Format("15:04") + "."})
+			return
+		}
+	}
+	failed := func() {
+		for _, k := range keys {
+			s.Throttle.Fail(k)
+		}
+		fail()
+	}
 	u, err := s.Users.FindUserByLogin(r.Context(), login)
 	switch {
 	case callvault.ErrorCode(err) == callvault.ENOTFOUND:
 		secret.DummyVerify(pw)
-		fail()
+		failed()
 		return
 	case err != nil:
 		s.pageError(w, r, err)
@@ -44,17 +68,23 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if !secret.VerifyPassword(u.PasswordHash, pw) || u.Disabled {
 		s.Logger.Info("sign-in failed", "login", login, "remote", r.RemoteAddr)
-		fail()
+		failed()
 		return
 	}
+	s.Throttle.Reset("login:" + login)
 	callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) { e.SetActor(&callvault.Actor{User: u}) })
 	if err := s.startSession(w, r, u); err != nil {
 		s.pageError(w, r, err)
 		return
 	}
 	s.Logger.Info("signed in", "user", u.Login, "remote", r.RemoteAddr)
-	if u.MustChangePassword {
+	switch {
+	case u.MustChangePassword:
 		next = "/password"
+	case !u.MFAEnabled:
+		next = "/mfa/enrol?next=" + url.QueryEscape(next)
+	default:
+		next = "/mfa?next=" + url.QueryEscape(next)
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

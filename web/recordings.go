@@ -2,7 +2,6 @@ package web
 
 import (
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/callvault/callvault"
@@ -59,16 +58,25 @@ func (s *Server) recordingsPage(w http.ResponseWriter, r *http.Request) {
 // may play it.
 func (s *Server) recordingPage(w http.ResponseWriter, r *http.Request) {
 	rec, err := s.Recordings.FindRecordingByID(r.Context(), r.PathValue("id"))
-	noteRecording(r, rec)
+	s.noteRecording(r, rec)
 	if err != nil {
 		s.pageError(w, r, err)
 		return
 	}
+	audio, grant, err := s.playURL(r, rec)
+	if err != nil {
+		s.pageError(w, r, err)
+		return
+	}
+	a := actor(r.Context())
 	data := map[string]any{
-		"Title":     "Recording " + rec.StartedAt.In(callvault.London).Format("2 Jan 2006 15:04"),
-		"Recording": rec,
-		"CanPlay":   callvault.CanPlay(actor(r.Context()), rec),
-		"AudioURL":  "/api/v1/recordings/" + url.PathEscape(rec.ID) + "/audio",
+		"Title":         "Recording " + rec.StartedAt.In(callvault.London).Format("2 Jan 2006 15:04"),
+		"Recording":     rec,
+		"CanPlay":       audio != "",
+		"AudioURL":      audio,
+		"Grant":         grant,
+		"CanRequest":    callvault.CanRequest(a),
+		"CanBreakGlass": callvault.CanBreakGlass(a),
 	}
 	if callvault.CanReadAudit(actor(r.Context())) {
 		// Who has accessed it: reading this is part of the view being audited.
@@ -91,9 +99,21 @@ func noteSearch(r *http.Request, n, total int) {
 }
 
 // noteRecording names the recording a request is about (or tried to be).
-func noteRecording(r *http.Request, rec *callvault.Recording) {
+// A recording that exists but is outside the actor's scope is answered "not
+// found" (no probing), but recorded as a denial of that academy's recording,
+// so attempts show up for those who oversee it.
+func (s *Server) noteRecording(r *http.Request, rec *callvault.Recording) {
+	id := trim(r.PathValue("id"), 64)
+	if rec == nil && id != "" {
+		sys := callvault.NewContextWithActor(r.Context(), callvault.SystemActor)
+		if hidden, err := s.Recordings.FindRecordingByID(sys, id); err == nil {
+			callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) {
+				e.Outcome, e.AcademyID = callvault.OutcomeDenied, hidden.AcademyID
+			})
+		}
+	}
 	callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) {
-		e.TargetType, e.TargetID = "recording", trim(r.PathValue("id"), 64)
+		e.TargetType, e.TargetID = "recording", id
 		if rec != nil {
 			e.AcademyID = rec.AcademyID
 		}

@@ -23,6 +23,8 @@ type Route struct {
 // Routes is every route callvault serves. Nothing is registered elsewhere.
 func (s *Server) Routes() []Route {
 	page := func(h http.HandlerFunc) http.Handler { return s.requireUser(h) }
+	pwStage := func(h http.HandlerFunc) http.Handler { return s.requireStage(stagePassword, h) }
+	mfaStage := func(h http.HandlerFunc) http.Handler { return s.requireStage(stageMFA, h) }
 	return []Route{
 		// Operations and public assets: no personal data.
 		{Pattern: "GET /healthz", Why: "liveness probe", handler: http.HandlerFunc(s.healthz)},
@@ -31,14 +33,18 @@ func (s *Server) Routes() []Route {
 		{Pattern: "GET /static/{hash}/{name}", Why: "stylesheets", handler: http.HandlerFunc(s.static)},
 		{Pattern: "GET /api/v1/openapi.json", Why: "API description", handler: http.HandlerFunc(s.openapi)},
 		{Pattern: "GET /login", Why: "the empty sign-in form", handler: http.HandlerFunc(s.loginPage)},
-		{Pattern: "GET /password", Why: "the empty password form", handler: page(s.passwordPage)},
+		{Pattern: "GET /password", Why: "the empty password form", handler: pwStage(s.passwordPage)},
+		{Pattern: "GET /mfa", Why: "the empty code form", handler: mfaStage(s.mfaPage)},
+		{Pattern: "GET /mfa/enrol", Why: "shows a new secret that is not stored until confirmed", handler: mfaStage(s.mfaEnrolPage)},
 		{Pattern: "GET /{$}", Why: "redirect to /recordings", handler: page(s.home)},
 		{Pattern: "/", Why: "not found", handler: http.HandlerFunc(s.notFound)},
 
 		// Accounts.
 		{Pattern: "POST /login", Action: "auth.login", handler: http.HandlerFunc(s.login)},
 		{Pattern: "POST /logout", Action: "auth.logout", handler: http.HandlerFunc(s.logout)},
-		{Pattern: "POST /password", Action: "user.password_change", handler: page(s.changePassword)},
+		{Pattern: "POST /password", Action: "user.password_change", handler: pwStage(s.changePassword)},
+		{Pattern: "POST /mfa", Action: "auth.mfa", handler: mfaStage(s.mfa)},
+		{Pattern: "POST /mfa/enrol", Action: "auth.mfa_enrol", handler: mfaStage(s.mfaEnrol)},
 
 		// Recordings.
 		{Pattern: "GET /recordings", Action: "recording.search", handler: page(s.recordingsPage)},
@@ -47,6 +53,24 @@ func (s *Server) Routes() []Route {
 		{Pattern: "GET /api/v1/recordings", Action: "recording.search", handler: page(s.apiSearch)},
 		{Pattern: "GET /api/v1/recordings/{id}", Action: "recording.view", handler: page(s.apiRecording)},
 		{Pattern: "GET /api/v1/recordings/{id}/audio", Action: "recording.play", stream: true, handler: page(s.apiAudio)},
+
+		// Listening: requests, decisions, grants (policy §2, §5, §6).
+		{Pattern: "GET /requests/new", Action: "request.form", handler: page(s.requestNewPage)},
+		{Pattern: "POST /requests", Action: "request.create", handler: page(s.createRequest)},
+		{Pattern: "GET /requests", Action: "request.list", handler: page(s.requestsPage)},
+		{Pattern: "GET /requests/{id}", Action: "request.view", handler: page(s.requestPage)},
+		{Pattern: "POST /requests/{id}/decision", Action: "request.decide", handler: page(s.decideRequest)},
+		{Pattern: "GET /grants", Action: "grant.list", handler: page(s.grantsPage)},
+		{Pattern: "POST /grants/{id}/revoke", Action: "grant.revoke", handler: page(s.revokeGrant)},
+		{Pattern: "POST /grants/{id}/ratify", Action: "grant.ratify", handler: page(s.ratifyGrant)},
+		{Pattern: "GET /shared", Action: "grant.shared", handler: page(s.sharedPage)},
+		{Pattern: "GET /recordings/{id}/break-glass", Action: "grant.break_glass_form", handler: page(s.breakGlassPage)},
+		{Pattern: "POST /recordings/{id}/break-glass", Action: "grant.break_glass", handler: page(s.breakGlass)},
+		{Pattern: "POST /api/v1/listen-requests", Action: "request.create", handler: page(s.apiCreateRequest)},
+		{Pattern: "POST /api/v1/listen-requests/{id}/approve", Action: "request.decide", handler: page(s.apiDecide(true))},
+		{Pattern: "POST /api/v1/listen-requests/{id}/decline", Action: "request.decide", handler: page(s.apiDecide(false))},
+		{Pattern: "GET /api/v1/grants", Action: "grant.list", handler: page(s.apiGrants)},
+		{Pattern: "POST /api/v1/grants/{id}/revoke", Action: "grant.revoke", handler: page(s.revokeGrant)},
 
 		// Settings.
 		{Pattern: "GET /academies", Action: "academy.list", handler: page(s.academiesPage)},

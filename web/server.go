@@ -14,6 +14,7 @@ import (
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
+	"github.com/callvault/callvault/throttle"
 )
 
 // Server serves the UI and API.
@@ -23,6 +24,11 @@ type Server struct {
 	Academies  callvault.AcademyService
 	Users      callvault.UserService
 	Sources    callvault.SourceService
+	Grants     callvault.GrantService
+	MFA        callvault.MFAService
+	Secrets    Sealer // seals TOTP secrets
+	Mailer     Mailer // break-glass alerts; nil when no relay is configured
+	Throttle   *throttle.Limiter
 	Auditor    callvault.Auditor    // writes the trail (group commit)
 	Audit      callvault.AuditStore // reads it
 	Pingers    []callvault.Pinger
@@ -36,6 +42,7 @@ type Server struct {
 
 	views   *views
 	handler http.Handler
+	plays   playTokens
 }
 
 // Init prepares templates and routes. It fails if a template is broken, so
@@ -46,6 +53,9 @@ func (s *Server) Init() error {
 	}
 	if s.Now == nil {
 		s.Now = time.Now
+	}
+	if s.Throttle == nil {
+		s.Throttle = throttle.New(10, 5*time.Minute)
 	}
 	if s.Metrics == nil {
 		s.Metrics = NewMetrics()

@@ -14,15 +14,20 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	pqtotp "github.com/pquerna/otp/totp"
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
 	"github.com/callvault/callvault/cvtest"
 	"github.com/callvault/callvault/secret"
 	"github.com/callvault/callvault/sqldb"
+	"github.com/callvault/callvault/totp"
 	"github.com/callvault/callvault/web"
 )
 
@@ -31,6 +36,9 @@ import (
 type harness struct {
 	t        testing.TB
 	d        *cvtest.Deployment
+	totpKey  map[string]string   // login → TOTP secret
+	recovery map[string][]string // login → unused recovery codes
+	userID   map[string]int64
 	dir      string
 	db       *sqldb.DB
 	srv      *web.Server
@@ -45,10 +53,10 @@ type harness struct {
 func newHarness(t testing.TB) *harness {
 	t.Helper()
 	d := cvtest.New(t)
-	h := &harness{t: t, d: d, dir: d.Dir, db: d.DB, arch: d.Archive, academy: map[string]*callvault.Academy{}, password: "tulip kettle orbit 42"}
+	h := &harness{t: t, d: d, totpKey: map[string]string{}, recovery: map[string][]string{}, userID: map[string]int64{}, dir: d.Dir, db: d.DB, arch: d.Archive, academy: map[string]*callvault.Academy{}, password: "tulip kettle orbit 42"}
 	h.arch.MaxSize = 4 << 20
 	h.srv = &web.Server{Archive: h.arch, Recordings: d.Recordings, Academies: d.Academies,
-		Users: d.Users, Sources: d.Sources, Auditor: d.Log, Audit: d.Audit, Pingers: []callvault.Pinger{d.DB}, Logger: cvtest.Quiet}
+		Users: d.Users, Sources: d.Sources, Grants: d.Grants, MFA: d.Users, Secrets: d.Vault, Auditor: d.Log, Audit: d.Audit, Pingers: []callvault.Pinger{d.DB}, Logger: cvtest.Quiet}
 	if err := h.srv.Init(); err != nil {
 		t.Fatal(err)
 	}
@@ -80,12 +88,36 @@ func newHarness(t testing.TB) *harness {
 		{Login: "dpo", Role: callvault.RoleDPO},
 		{Login: "principal", Role: callvault.RolePrincipal, AcademyIDs: []int64{h.academy["oakfield"].ID}},
 		{Login: "listener", Role: callvault.RoleListener},
+		{Login: "listener2", Role: callvault.RoleListener},
+		{Login: "principal2", Role: callvault.RolePrincipal, AcademyIDs: []int64{h.academy["riverside"].ID}},
 		{Login: "newbie", Role: callvault.RoleAdmin, MustChangePassword: true},
+		{Login: "fresh", Role: callvault.RoleListener}, // no second factor yet
 	} {
 		u.PasswordHash = hash
 		if err := h.srv.Users.CreateUser(sys, u); err != nil {
 			t.Fatal(err)
 		}
+		if u.Login == "newbie" || u.Login == "fresh" {
+			continue
+		}
+		// Enrol a TOTP secret and plenty of recovery codes, so tests can
+		// sign the same person in many times (a TOTP code works once).
+		key, _, err := totp.Generate(u.Login)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, err := d.Vault.Seal([]byte(key), "totp:"+strconv.FormatInt(u.ID, 10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Users.SetTOTP(sys, u.ID, sealed, 0); err != nil {
+			t.Fatal(err)
+		}
+		codes, hashes := totp.RecoveryCodes(300)
+		if err := d.Users.SetRecoveryCodes(sys, u.ID, hashes); err != nil {
+			t.Fatal(err)
+		}
+		h.totpKey[u.Login], h.recovery[u.Login], h.userID[u.Login] = key, codes, u.ID
 	}
 	h.token = secret.Token("cvi_")
 	h.source = &callvault.Source{Name: "pbx", Kind: callvault.SourceAPI, TokenHash: secret.HashToken(h.token)}
@@ -111,7 +143,46 @@ func (h *harness) client(login string) *http.Client {
 	if resp.StatusCode != http.StatusSeeOther {
 		h.t.Fatalf("sign in as %s: status %d", login, resp.StatusCode)
 	}
+	if codes := h.recovery[login]; len(codes) > 0 {
+		h.recovery[login] = codes[1:]
+		resp, err := c.PostForm(h.ts.URL+"/mfa", url.Values{"code": {codes[0]}, "next": {"/recordings"}})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			h.t.Fatalf("second factor for %s: status %d", login, resp.StatusCode)
+		}
+	}
 	return c
+}
+
+// grant lets login play the recordings, as the CEO would on the DPO's
+// request, for d.
+func (h *harness) grant(login string, d time.Duration, ids ...string) *callvault.Grant {
+	h.t.Helper()
+	as := h.as
+	req := &callvault.ListenRequest{RecordingIDs: ids, Purpose: callvault.PurposeComplaint, Justification: "a parent's complaint about this call",
+		ListenerIDs: []int64{h.userID[login]}, Duration: d}
+	if err := h.d.Grants.CreateListenRequest(as("dpo"), req); err != nil {
+		h.t.Fatal(err)
+	}
+	_, grants, err := h.d.Grants.DecideListenRequest(as("ceo"), req.ID, true, "necessary for the complaint")
+	if err != nil || len(grants) != 1 {
+		h.t.Fatalf("approving: %v, %d grants", err, len(grants))
+	}
+	return grants[0]
+}
+
+// audioURL asks the API for the recording's play URL (with this session's
+// play token); "" when there is none.
+func (h *harness) audioURL(c *http.Client, id string) string {
+	h.t.Helper()
+	var out struct {
+		AudioURL string `json:"audio_url"`
+	}
+	getJSON(h.t, c, h.ts.URL+"/api/v1/recordings/"+id, &out)
+	return out.AudioURL
 }
 
 // wav makes a small stereo call of the given length.
@@ -209,7 +280,7 @@ func (h *harness) countStored() (rows, files int) {
 	return total, files
 }
 
-func readAll(t *testing.T, resp *http.Response) string {
+func readAll(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -221,7 +292,7 @@ func readAll(t *testing.T, resp *http.Response) string {
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
-func getJSON(t *testing.T, c *http.Client, u string, v any) {
+func getJSON(t testing.TB, c *http.Client, u string, v any) {
 	t.Helper()
 	resp, err := c.Get(u)
 	if err != nil {
@@ -236,3 +307,79 @@ func getJSON(t *testing.T, c *http.Client, u string, v any) {
 		t.Fatal(err)
 	}
 }
+
+// halfClient signs in with the password only: the session still needs its
+// second factor.
+func (h *harness) halfClient(login string) *http.Client {
+	h.t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(h.ts.URL+"/login", url.Values{"login": {login}, "password": {h.password}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return c
+}
+
+func (h *harness) takeRecovery(login string) string {
+	codes := h.recovery[login]
+	h.recovery[login] = codes[1:]
+	return codes[0]
+}
+
+// enrolForm fetches the enrolment page and answers it with a code from the
+// secret it shows, as a person with an authenticator app would.
+func (h *harness) enrolForm(c *http.Client) url.Values {
+	h.t.Helper()
+	resp, err := c.Get(h.ts.URL + "/mfa/enrol")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	body := readAll(h.t, resp)
+	sealed := regexp.MustCompile(`name="sealed" value="([^"]+)"`).FindStringSubmatch(body)
+	key := regexp.MustCompile(`id="totp-key" class="hash">([^<]+)<`).FindStringSubmatch(body)
+	if sealed == nil || key == nil {
+		h.t.Fatalf("enrolment page without a secret:\n%.500s", body)
+	}
+	code, err := totpCode(strings.ReplaceAll(key[1], " ", ""), time.Now())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return url.Values{"sealed": {sealed[1]}, "code": {code}}
+}
+
+// request makes a pending listen request by the DPO for listener.
+func (h *harness) request(listener string, ids ...string) *callvault.ListenRequest {
+	h.t.Helper()
+	req := &callvault.ListenRequest{RecordingIDs: ids, Purpose: callvault.PurposeTraining, Justification: "training need for new staff",
+		ListenerIDs: []int64{h.userID[listener]}, Duration: time.Hour}
+	if err := h.d.Grants.CreateListenRequest(h.as("dpo"), req); err != nil {
+		h.t.Fatal(err)
+	}
+	return req
+}
+
+// breakGlass opens emergency access as login.
+func (h *harness) breakGlass(login string, ids ...string) *callvault.Grant {
+	h.t.Helper()
+	g, err := h.d.Grants.BreakGlass(h.as(login), ids, "a child may be at risk tonight")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return g
+}
+
+// as is a context acting as login.
+func (h *harness) as(login string) context.Context {
+	h.t.Helper()
+	u, err := h.d.Users.FindUserByLogin(h.d.Sys, login)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return callvault.NewContextWithActor(context.Background(), &callvault.Actor{User: u})
+}
+
+// totpCode is what an authenticator app shows for key at t (RFC 6238,
+// SHA-1, 6 digits, 30 s), computed by pquerna/otp independently of ours.
+func totpCode(key string, t time.Time) (string, error) { return pqtotp.GenerateCode(key, t) }

@@ -29,6 +29,15 @@ var pages = map[string][]string{
 	"academies":    {"academies.html", "ranges.html"},
 	"academy_edit": {"academy_edit.html", "ranges.html"},
 	"error":        {"error.html"},
+	"mfa":          {"mfa.html"},
+	"mfa_enrol":    {"mfa_enrol.html"},
+	"mfa_codes":    {"mfa_codes.html"},
+	"request_new":  {"request_new.html"},
+	"requests":     {"requests.html", "grant_rows.html"},
+	"request":      {"request.html", "grant_rows.html"},
+	"grants":       {"grants.html", "grant_rows.html"},
+	"shared":       {"shared.html"},
+	"break_glass":  {"break_glass.html"},
 }
 
 type views struct {
@@ -69,6 +78,8 @@ func loadViews() (*views, error) {
 		"canManage": callvault.CanManage,
 		"canAudit":  callvault.CanReadAudit,
 		"list":      func(s ...string) []string { return s },
+		"until":     untilText,
+		"purpose":   purposeLabel,
 	}
 	for name, files := range pages {
 		paths := []string{"templates/layout.html"}

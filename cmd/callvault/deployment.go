@@ -58,6 +58,8 @@ type deployment struct {
 	users      callvault.UserService
 	sessions   *sqldb.UserService // for housekeeping beyond the interface
 	sources    callvault.SourceService
+	grants     callvault.GrantService
+	mfa        callvault.MFAService
 	blobs      callvault.BlobStore
 	vault      *vault.Vault
 	archive    *archive.Archive
@@ -116,6 +118,8 @@ func (d *deployFlags) open(ctx context.Context, e *env) (*deployment, error) {
 		users:      sqldb.NewUserService(db),
 		sessions:   sqldb.NewUserService(db),
 		sources:    sqldb.NewSourceService(db),
+		grants:     sqldb.NewGrantService(db),
+		mfa:        sqldb.NewUserService(db),
 		blobs:      blobs,
 		vault:      v,
 		kekCreated: created,

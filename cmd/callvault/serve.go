@@ -13,6 +13,7 @@ import (
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
+	"github.com/callvault/callvault/mail"
 	"github.com/callvault/callvault/web"
 )
 
@@ -89,11 +90,17 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 		Academies:     dep.academies,
 		Users:         dep.users,
 		Sources:       dep.sources,
+		Grants:        dep.grants,
+		MFA:           dep.mfa,
+		Secrets:       dep.vault,
 		Auditor:       dep.log,
 		Audit:         dep.audit,
 		Pingers:       []callvault.Pinger{dep.db},
 		Logger:        e.logger,
 		SecureCookies: secure,
+	}
+	if f.cp.smtp != "" {
+		srv.Mailer = &mail.Sender{Addr: f.cp.smtp, From: f.cp.mailFrom}
 	}
 	if err := srv.Init(); err != nil {
 		return err
