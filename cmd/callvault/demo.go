@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
 	"github.com/callvault/callvault/audio"
 	"github.com/callvault/callvault/secret"
+	"github.com/callvault/callvault/totp"
 )
 
 // demoRecordings is how many calls --demo creates.
@@ -57,6 +60,7 @@ func seedDemo(ctx context.Context, e *env, dep *deployment) error {
 		{"dpo", "Data Protection Lead", callvault.RoleDPO, nil},
 		{"listener", "Authorised Listener", callvault.RoleListener, []int64{academies[0].ID}},
 	}
+	users := map[string]*callvault.User{}
 	for _, du := range demoUsers {
 		pw := secret.Password()
 		hash, err := secret.HashPassword(pw)
@@ -72,9 +76,18 @@ func seedDemo(ctx context.Context, e *env, dep *deployment) error {
 			}
 			return err
 		}
-		fmt.Fprintf(&out, "    %-12s %-10s %s\n", du.login, du.role, pw)
+		// Demo accounts get a second factor already, so the demo works
+		// without an authenticator app: their recovery codes stand in.
+		codes, err := enrolDemoMFA(sys, dep, u)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&out, "    %-12s %-10s %s   second step: %s\n", du.login, du.role, pw, strings.Join(codes, " or "))
+		users[du.login] = u
 	}
-	fmt.Fprintf(&out, "\nSeeding %d demo recordings in the background...\n\n", demoRecordings)
+	fmt.Fprintf(&out, "\nEach second-step code works once (they are recovery codes; the TOTP key is not shown).\n")
+	fmt.Fprintf(&out, "Seeding %d demo recordings in the background; the CEO then approves the principal's\n"+
+		"request for \"listener\" to hear three calls for 7 days.\n\n", demoRecordings)
 	_, _ = out.WriteTo(e.stdout)
 
 	src, err := dep.findOrCreateSource(ctx, "demo", callvault.SourceImport)
@@ -101,7 +114,56 @@ func seedDemo(ctx context.Context, e *env, dep *deployment) error {
 		}
 	}
 	e.logger.Info("demo recordings seeded", "count", demoRecordings, "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return demoGrant(ctx, dep, users)
+}
+
+// enrolDemoMFA gives a demo account a TOTP secret nobody knows and three
+// recovery codes to sign in with.
+func enrolDemoMFA(ctx context.Context, dep *deployment, u *callvault.User) ([]string, error) {
+	key, _, err := totp.Generate(u.Login)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := dep.vault.Seal([]byte(key), "totp:"+strconv.FormatInt(u.ID, 10))
+	if err != nil {
+		return nil, err
+	}
+	if err := dep.mfa.SetTOTP(ctx, u.ID, sealed, 0); err != nil {
+		return nil, err
+	}
+	codes, hashes := totp.RecoveryCodes(3)
+	return codes, dep.mfa.SetRecoveryCodes(ctx, u.ID, hashes)
+}
+
+// demoGrant plays the policy's story once: the Oakfield principal asks for
+// the listener to hear three recent Oakfield calls; the CEO approves.
+func demoGrant(ctx context.Context, dep *deployment, users map[string]*callvault.User) error {
+	principal, ceo, listener := users["principal"], users["ceo"], users["listener"]
+	if principal == nil || ceo == nil || listener == nil {
+		return nil // accounts from an earlier run: leave them be
+	}
+	as := func(u *callvault.User) context.Context {
+		return callvault.NewContextWithActor(ctx, &callvault.Actor{User: u})
+	}
+	recs, _, _, err := dep.recordings.FindRecordings(as(principal), callvault.RecordingFilter{Limit: 3})
+	if err != nil || len(recs) == 0 {
+		return err
+	}
+	req := &callvault.ListenRequest{Purpose: callvault.PurposeComplaint, ListenerIDs: []int64{listener.ID},
+		Justification: "A parent complained about how these calls were handled; the pastoral lead should review them."}
+	for _, r := range recs {
+		req.RecordingIDs = append(req.RecordingIDs, r.ID)
+	}
+	err = dep.audited(as(principal), callvault.AuditEvent{Action: "request.create", Details: map[string]string{"why": "demo"}},
+		func(ctx context.Context) error { return dep.grants.CreateListenRequest(ctx, req) })
+	if err != nil {
+		return err
+	}
+	return dep.audited(as(ceo), callvault.AuditEvent{Action: "request.decide", Details: map[string]string{"why": "demo"}},
+		func(ctx context.Context) error {
+			_, _, err := dep.grants.DecideListenRequest(ctx, req.ID, true, "Necessary to answer the complaint.")
+			return err
+		})
 }
 
 var (
