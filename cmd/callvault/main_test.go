@@ -396,3 +396,41 @@ func copyDB(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+func TestUserEditAndResetMFA(t *testing.T) {
+	data := t.TempDir()
+	d := "--data=" + data
+	for _, slug := range []string{"oakfield", "riverside"} {
+		if _, _, err := cli(t, "academy", "add", d, "--name", slug, slug); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := cli(t, "user", "add", d, "--role", "principal", "--academy", "oakfield", "jsmith"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := cli(t, "user", "edit", d, "--academy", "oakfield,riverside", "--email", "j.smith@trust.example", "jsmith"); err != nil || !strings.Contains(out, "updated jsmith") {
+		t.Fatalf("user edit: %v %s", err, out)
+	}
+	out, _, _ := cli(t, "user", "list", d)
+	if !regexp.MustCompile(`jsmith\s+principal\s+oakfield,riverside`).MatchString(out) {
+		t.Errorf("after edit:\n%s", out)
+	}
+	if _, _, err := cli(t, "user", "edit", d, "--role", "principal", "--academy", "", "jsmith"); err == nil {
+		t.Error("a principal without academies was accepted")
+	}
+	if _, _, err := cli(t, "user", "edit", d, "--role", "king", "jsmith"); err == nil {
+		t.Error("an unknown role was accepted")
+	}
+	if _, _, err := cli(t, "user", "edit", d, "--name", "x", "nobody"); err == nil {
+		t.Error("editing a missing user succeeded")
+	}
+	if out, _, err := cli(t, "user", "reset-mfa", d, "jsmith"); err != nil || !strings.Contains(out, "removed the second factor") {
+		t.Errorf("reset-mfa: %v %s", err, out)
+	}
+	out, _, _ = cli(t, "audit", "export", d)
+	for _, want := range []string{`"action":"user.update"`, `"action":"user.reset_mfa"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the audit trail lacks %s", want)
+		}
+	}
+}

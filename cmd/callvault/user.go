@@ -14,8 +14,8 @@ import (
 )
 
 func userCmd(e *env) *ffcli.Command {
-	return group("user", "callvault user <add|list|disable> [flags]", "Manage accounts",
-		userAddCmd(e), userListCmd(e), userDisableCmd(e))
+	return group("user", "callvault user <add|list|edit|disable|reset-mfa> [flags]", "Manage accounts",
+		userAddCmd(e), userListCmd(e), userEditCmd(e), userDisableCmd(e), userResetMFACmd(e))
 }
 
 func userAddCmd(e *env) *ffcli.Command {
