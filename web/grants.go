@@ -88,6 +88,10 @@ func (s *Server) breakGlassPage(w http.ResponseWriter, r *http.Request) {
 // breakGlass opens 24 hours of access for the actor, alerts the CEO and
 // the DPO, and flags it for ratification.
 func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request) {
+	if !callvault.CanBreakGlass(actor(r.Context())) {
+		s.pageError(w, r, callvault.Errorf(callvault.EFORBIDDEN, "only administrators and the data-protection lead can open emergency access"))
+		return
+	}
 	id := r.PathValue("id")
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
 	callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) {
@@ -96,8 +100,7 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request) {
 	})
 	g, err := s.Grants.BreakGlass(r.Context(), []string{id}, reason)
 	if err != nil {
-		if ErrorStatus(err) < 500 && callvault.ErrorCode(err) != callvault.ENOTFOUND {
-			rec, _ := s.Recordings.FindRecordingByID(r.Context(), id)
+		if rec, ferr := s.Recordings.FindRecordingByID(r.Context(), id); ferr == nil && ErrorStatus(err) < 500 && callvault.ErrorCode(err) != callvault.ENOTFOUND {
 			s.render(w, r, ErrorStatus(err), "break_glass", map[string]any{"Title": "Emergency access", "Recording": rec,
 				"Error": callvault.ErrorMessage(err), "Reason": reason})
 			return

@@ -92,6 +92,8 @@ func newHarness(t testing.TB) *harness {
 		{Login: "principal2", Role: callvault.RolePrincipal, AcademyIDs: []int64{h.academy["riverside"].ID}},
 		{Login: "newbie", Role: callvault.RoleAdmin, MustChangePassword: true},
 		{Login: "fresh", Role: callvault.RoleListener}, // no second factor yet
+		{Login: "lapsed", Role: callvault.RoleListener},
+		{Login: "gone", Role: callvault.RoleCEO},
 	} {
 		u.PasswordHash = hash
 		if err := h.srv.Users.CreateUser(sys, u); err != nil {
