@@ -10,7 +10,8 @@ import (
 // system itself (command line, background jobs).
 type Actor struct {
 	User    *User
-	Session *Session // the browser session a user acts through, if any
+	Session *Session  // the browser session a user acts through, if any
+	Token   *APIToken // or the personal API token a script presents
 	Source  *Source
 	System  bool
 	Name    string // for the system: which command or job ("cli", "sweeper")

@@ -19,10 +19,16 @@ const (
 
 // Actor kinds in the audit trail.
 const (
-	ActorUser   = "user"
-	ActorSource = "source"
-	ActorSystem = "system"
+	ActorUser      = "user"
+	ActorSource    = "source"
+	ActorSystem    = "system"
+	ActorAnonymous = "anonymous" // a request from someone not signed in
 )
+
+// ValidActorKind reports whether k is an actor kind.
+func ValidActorKind(k string) bool {
+	return k == ActorUser || k == ActorSource || k == ActorSystem || k == ActorAnonymous
+}
 
 // AuditEvent is one entry of the tamper-evident audit trail. It never holds
 // audio, passwords or tokens; phone numbers only where the action needs them.
@@ -198,7 +204,7 @@ func AuditScope(a *Actor) Scope {
 func (e *AuditEvent) SetActor(a *Actor) {
 	switch {
 	case a == nil:
-		e.ActorKind = ActorSystem
+		e.ActorKind = ActorAnonymous
 	case a.User != nil:
 		e.ActorKind, e.ActorID, e.ActorName, e.ActorRole = ActorUser, strconv.FormatInt(a.User.ID, 10), a.User.Login, a.User.Role
 	case a.Source != nil:

@@ -28,10 +28,11 @@ var allowed = map[string][]string{
 	"secret":        nil,
 	"sqldb":         nil,
 	"vault":         {"durable"},
-	"web":           {"archive", "phone", "secret", "throttle", "totp"},
+	"web":           {"archive", "phone", "secret", "throttle", "totp", "oidc"}, // oidc: OpenID Connect
 	"throttle":      nil,
 	"totp":          nil,
 	"mail":          nil,
+	"oidc":          nil, // OpenID Connect
 	"cmd/callvault": {"*"},
 	"cvtest":        {"*"},
 	"e2e":           {"*"},

@@ -61,6 +61,15 @@ type UserService interface {
 	CreateUser(ctx context.Context, u *User) error
 	FindUserByID(ctx context.Context, id int64) (*User, error)
 	FindUserByLogin(ctx context.Context, login string) (*User, error)
+	// OpenID Connect
+	// FindUserByEmail returns the account whose e-mail address is email,
+	// compared case-insensitively. E-mail addresses are not unique: when
+	// several enabled accounts share it, ECONFLICT (sign-in by e-mail is
+	// then ambiguous and must be refused). With no enabled account but a
+	// disabled one, the disabled account. ENOTFOUND for none or an empty
+	// address.
+	FindUserByEmail(ctx context.Context, email string) (*User, error)
+	// End OpenID Connect
 	FindUsers(ctx context.Context) ([]*User, error)
 	// SetPassword stores a new hash, sets MustChangePassword to must and ends
 	// every session of the user.
@@ -101,4 +110,38 @@ type MFAService interface {
 	ResetMFA(ctx context.Context, userID int64) error
 	// MarkSessionMFA records that the session passed its second factor.
 	MarkSessionMFA(ctx context.Context, tokenHash string) error
+}
+
+// Passkeys.
+
+// Passkey is a WebAuthn credential registered by a user as a second factor.
+type Passkey struct {
+	ID           int64
+	UserID       int64
+	CredentialID []byte // as the authenticator returned it; unique
+	PublicKey    []byte // COSE key
+	SignCount    uint32
+	AAGUID       []byte
+	Flags        byte     // authenticator data flags at registration (BE must never change)
+	Transports   []string // "internal", "usb", "hybrid", ...
+	Name         string   // chosen by the user, for the list
+	CreatedAt    time.Time
+	LastUsedAt   time.Time // zero until first used
+}
+
+// PasskeyService keeps passkeys. A user with a passkey has MFAEnabled set.
+type PasskeyService interface {
+	// AddPasskey stores a new passkey and sets its ID and CreatedAt.
+	// ECONFLICT if the credential ID is already registered (to anyone);
+	// EINVALID for a missing credential ID or key; ENOTFOUND for no user.
+	AddPasskey(ctx context.Context, p *Passkey) error
+	// FindPasskeys returns the user's passkeys, oldest first.
+	FindPasskeys(ctx context.Context, userID int64) ([]*Passkey, error)
+	// FindPasskeyByCredentialID returns ENOTFOUND for an unknown ID.
+	FindPasskeyByCredentialID(ctx context.Context, credentialID []byte) (*Passkey, error)
+	// UpdatePasskeyUse records a sign-in with passkey id: its new signature
+	// counter and when. ECONFLICT when the counter does not move forward,
+	// unless both the stored and the new one are zero (authenticators
+	// without a counter): a cloned authenticator or a replay; ENOTFOUND.
+	UpdatePasskeyUse(ctx context.Context, id int64, signCount uint32, usedAt time.Time) error
 }

@@ -234,7 +234,7 @@ func validate(e *callvault.AuditEvent) error {
 		return callvault.Errorf(callvault.EINVALID, "audit: event has no action")
 	case e.Outcome != callvault.OutcomeAllowed && e.Outcome != callvault.OutcomeDenied && e.Outcome != callvault.OutcomeFailed:
 		return callvault.Errorf(callvault.EINVALID, "audit: %s: outcome %q is not allowed, denied or failed", e.Action, e.Outcome)
-	case e.ActorKind != callvault.ActorUser && e.ActorKind != callvault.ActorSource && e.ActorKind != callvault.ActorSystem:
+	case !callvault.ValidActorKind(e.ActorKind):
 		return callvault.Errorf(callvault.EINVALID, "audit: %s: actor kind %q is not user, source or system", e.Action, e.ActorKind)
 	case e.Redacted:
 		return callvault.Errorf(callvault.EINVALID, "audit: %s: a new event cannot be redacted", e.Action)

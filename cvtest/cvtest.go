@@ -36,6 +36,7 @@ type Deployment struct {
 	Users      *sqldb.UserService
 	Sources    *sqldb.SourceService
 	Grants     *sqldb.GrantService
+	Tokens     *sqldb.TokenService
 	Audit      *sqldb.AuditStore
 	Log        *audit.Log // the group-commit writer of the trail
 	// Sys is a context acting as the system (command line, jobs).
@@ -70,6 +71,7 @@ func New(t testing.TB) *Deployment {
 		Users:      sqldb.NewUserService(db),
 		Sources:    sqldb.NewSourceService(db),
 		Grants:     sqldb.NewGrantService(db),
+		Tokens:     sqldb.NewTokenService(db),
 		Sys:        callvault.NewContextWithActor(context.Background(), callvault.SystemActor),
 	}
 	d.Audit = sqldb.NewAuditStore(db)

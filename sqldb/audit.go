@@ -117,7 +117,7 @@ func validateAuditEvents(events []*callvault.AuditEvent) error {
 			return callvault.Errorf(callvault.EINVALID, "audit event %d is nil", i)
 		}
 		switch {
-		case e.ActorKind != callvault.ActorUser && e.ActorKind != callvault.ActorSource && e.ActorKind != callvault.ActorSystem:
+		case !callvault.ValidActorKind(e.ActorKind):
 			return callvault.Errorf(callvault.EINVALID, "audit event %d: unknown actor kind %q", i, e.ActorKind)
 		case e.Action == "":
 			return callvault.Errorf(callvault.EINVALID, "audit event %d has no action", i)

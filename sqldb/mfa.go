@@ -185,9 +185,9 @@ func (s *UserService) RecoveryCodesLeft(ctx context.Context, userID int64) (int,
 	return n, dbError(err)
 }
 
-// ResetMFA removes the TOTP secret, its last step and the recovery codes of
-// user userID and ends the user's sessions, in one transaction: the user
-// must sign in and enrol again. ENOTFOUND.
+// ResetMFA removes the TOTP secret, its last step, the recovery codes and
+// the passkeys of user userID and ends the user's sessions, in one
+// transaction: the user must sign in and enrol again. ENOTFOUND.
 func (s *UserService) ResetMFA(ctx context.Context, userID int64) error {
 	tx, err := s.db.beginWrite(ctx)
 	if err != nil {
@@ -198,6 +198,10 @@ func (s *UserService) ResetMFA(ctx context.Context, userID int64) error {
 		return err
 	}
 	if _, err := tx.exec(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
+		return dbError(err)
+	}
+	// Passkeys are second factors too.
+	if _, err := tx.exec(ctx, `DELETE FROM passkeys WHERE user_id = ?`, userID); err != nil {
 		return dbError(err)
 	}
 	ended, err := deleteSessions(ctx, tx, userID)
@@ -222,7 +226,7 @@ func (s *UserService) MarkSessionMFA(ctx context.Context, tokenHash string) erro
 		expires, lastSeen int64
 		disabled, hasMFA  bool
 	)
-	err = tx.queryRow(ctx, `SELECT s.expires_at, s.last_seen, u.disabled, u.mfa_secret IS NOT NULL
+	err = tx.queryRow(ctx, `SELECT s.expires_at, s.last_seen, u.disabled, `+hasMFASQL+` -- Passkeys: either factor
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, tokenHash).
 		Scan(&expires, &lastSeen, &disabled, &hasMFA)
 	now := tx.now.UnixMilli()

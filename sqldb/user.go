@@ -220,9 +220,13 @@ func (s *UserService) FindUsers(ctx context.Context) ([]*callvault.User, error) 
 }
 
 // userColumns are read by every query that returns users; MFA is enabled
-// once a TOTP secret is stored (SetTOTP) and until ResetMFA.
+// once a TOTP secret is stored (SetTOTP) or a passkey (AddPasskey), and
+// until ResetMFA.
 const userColumns = `u.id, u.login, u.name, u.email, u.role, u.password_hash,
-	u.must_change_password, u.disabled, u.created_at, u.mfa_secret IS NOT NULL`
+	u.must_change_password, u.disabled, u.created_at, ` + hasMFASQL
+
+// Passkeys: a user has a second factor with a TOTP secret or a passkey.
+const hasMFASQL = `(u.mfa_secret IS NOT NULL OR EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = u.id))`
 
 func scanUser(sc interface{ Scan(...any) error }, u *callvault.User) error {
 	return sc.Scan(&u.ID, &u.Login, &u.Name, &u.Email, &u.Role, &u.PasswordHash,

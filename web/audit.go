@@ -69,6 +69,9 @@ func (g *gateWriter) open(status int) bool {
 		if _, ok := e.Details["status"]; !ok {
 			e.Details["status"] = strconv.Itoa(status)
 		}
+		if a := actor(g.r.Context()); a != nil && a.Token != nil {
+			e.Details["api_token"] = strconv.FormatInt(a.Token.ID, 10)
+		}
 		return g.s.Auditor.Record(g.r.Context(), e)
 	})
 	if err != nil {

@@ -33,7 +33,14 @@ func routeRequests(h *harness, id string) map[string]request {
 	pending := func() string { return strconv.FormatInt(h.request("listener2", id).ID, 10) }
 	gid := strconv.FormatInt(h.grant("listener2", time.Hour, id).ID, 10)
 	bg := strconv.FormatInt(h.breakGlass("dpo", id).ID, 10)
+	h.softPasskey("principal2") // Passkeys: one to sign in with
 	return map[string]request{
+		// Passkeys
+		"POST /mfa/passkey/begin":   {as: "half:principal2", method: "POST", path: "/mfa/passkey/begin", form: url.Values{}},
+		"POST /mfa/passkey/finish":  {as: "half:principal2", method: "POST", path: "passkey:login"},
+		"POST /mfa/passkeys/begin":  {as: "principal2", method: "POST", path: "/mfa/passkeys/begin", form: url.Values{"name": {"Laptop"}}},
+		"POST /mfa/passkeys/finish": {as: "principal2", method: "POST", path: "passkey:register"},
+		// End Passkeys
 		"POST /mfa":                                 {as: "half:listener2", method: "POST", path: "/mfa", form: url.Values{"code": {h.takeRecovery("listener2")}}},
 		"POST /mfa/enrol":                           {as: "half:fresh", method: "POST", path: "enrol"},
 		"GET /requests/new":                         {as: "dpo", method: "GET", path: "/requests/new?recording=" + id},
@@ -67,6 +74,9 @@ func routeRequests(h *harness, id string) map[string]request {
 		"POST /academies/{slug}":                    {as: "admin", method: "POST", path: "/academies/oakfield", form: url.Values{"name": {"Oakfield Primary"}, "numbers": {"01632 960000-01632 960099"}}},
 		"GET /audit":                                {as: "dpo", method: "GET", path: "/audit"},
 		"GET /api/v1/audit":                         {as: "dpo", method: "GET", path: "/api/v1/audit?action=recording."},
+		// OpenID Connect: a whole sign-in through the provider (withOIDC) as "head".
+		"GET /auth/oidc/callback": {method: "GET", path: "oidc:head", form: url.Values{"login": {"head"}}},
+		// End OpenID Connect
 	}
 }
 
@@ -79,6 +89,15 @@ func (h *harness) do(c *http.Client, rq request) *http.Response {
 	if id, ok := strings.CutPrefix(rq.path, "audio:"); ok {
 		rq.path = h.audioURL(c, id) // a play token for this session
 	}
+	if strings.HasPrefix(rq.path, "passkey:") { // Passkeys
+		rq = h.passkeyRoute(c, rq)
+	}
+	// OpenID Connect
+	if opUser, ok := strings.CutPrefix(rq.path, "oidc:"); ok {
+		resp, _ := h.oidcSignIn(c, opUser)
+		return resp
+	}
+	// End OpenID Connect
 	if rq.path == "enrol" {
 		rq.path, rq.form = "/mfa/enrol", h.enrolForm(c)
 	}
@@ -115,6 +134,7 @@ func (h *harness) newest(n int) []*callvault.AuditEvent {
 // why it needs none.
 func TestEveryRouteIsAudited(t *testing.T) {
 	h := newHarness(t)
+	h.withOIDC() // OpenID Connect: its routes exist only with a provider
 	id := h.storeOne("r", "ulaw", time.Second)
 	h.grant("listener", time.Hour, id)
 	reqs := routeRequests(h, id)

@@ -19,7 +19,7 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(sessionCookie)
 		if err != nil || c.Value == "" {
-			next.ServeHTTP(w, r)
+			s.withToken(next, w, r)
 			return
 		}
 		sess, u, err := s.Users.FindSession(r.Context(), secret.HashToken(c.Value))
@@ -36,6 +36,23 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 		ctx := callvault.NewContextWithActor(r.Context(), &callvault.Actor{User: u, Session: sess})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// withToken resolves a personal API token (Authorization: Bearer cvt_...)
+// on API routes. Ingest tokens (cvi_) are left to requireSource.
+func (s *Server) withToken(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	tok, ok := bearer(r)
+	if !ok || !isAPI(r) || !strings.HasPrefix(tok, "cvt_") || s.Tokens == nil {
+		next.ServeHTTP(w, r)
+		return
+	}
+	t, u, err := s.Tokens.FindTokenByHash(r.Context(), secret.HashToken(tok))
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	ctx := callvault.NewContextWithActor(r.Context(), &callvault.Actor{User: u, Token: t})
+	next.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // requireUser wraps a page or API handler that needs a signed-in user who
@@ -55,6 +72,8 @@ const (
 // stage is how far the actor's sign-in has got.
 func stage(a *callvault.Actor) int {
 	switch {
+	case a.Token != nil:
+		return stageDone // a personal token is a credential of its own, issued by an administrator
 	case a.User.MustChangePassword:
 		return stagePassword
 	case a.Session == nil || !a.Session.MFAVerified:
@@ -74,6 +93,10 @@ func (s *Server) requireStage(want int, h http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		if a.Token != nil && r.Method != http.MethodGet && r.Method != http.MethodHead && !a.Token.Allows(callvault.ScopeWrite) {
+			s.jsonError(w, r, callvault.Errorf(callvault.EFORBIDDEN, "this API token may only read"))
 			return
 		}
 		got := stage(a)

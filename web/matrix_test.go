@@ -64,6 +64,19 @@ var matrix = map[string]string{
 	"POST /api/v1/listen-requests/{id}/decline": "anon=401 gone=401 principal2=404 listener=404 lapsed=404 admin=403 dpo=403 listener2=403 all=ok",
 	"GET /api/v1/grants":                        "anon=401 gone=401 all=ok",
 	"POST /api/v1/grants/{id}/revoke":           "anon=401 gone=401 principal2=404 listener2=404 lapsed=404 listener=403 dpo=403 all=ok",
+	// OpenID Connect (configured by withOIDC): start always redirects to the
+	// provider; a callback without a valid state is refused.
+	"GET /auth/oidc/start":    "all=ok",
+	"GET /auth/oidc/callback": "all=401",
+	// End OpenID Connect
+	// Passkeys: nobody here has one, so sign-in begin is a 400; finish
+	// without a ceremony or with a thin body is a 400.
+	"POST /mfa/passkey/begin":   "anon=303 gone=303 all=ok",
+	"POST /mfa/passkey/finish":  "anon=303 gone=303 all=ok",
+	"GET /mfa/passkeys":         "anon=303 gone=303 all=ok",
+	"POST /mfa/passkeys/begin":  "anon=303 gone=303 all=ok",
+	"POST /mfa/passkeys/finish": "anon=303 gone=303 all=ok",
+	// End Passkeys
 }
 
 func expected(spec, actor string) string {
@@ -84,6 +97,8 @@ func expected(spec, actor string) string {
 // of actor. A route missing from the matrix fails the test.
 func TestRoleRouteMatrix(t *testing.T) {
 	h := newHarness(t)
+	// OpenID Connect: its routes exist only with a provider.
+	h.withOIDC()
 	h.srv.Throttle.Max = 1 << 30 // the matrix signs in and fails on purpose far more than a person would
 	oak := h.storeOne("oak", "ulaw", time.Second)
 	other := h.storeOne("other", "ulaw", time.Second)

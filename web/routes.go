@@ -25,7 +25,7 @@ func (s *Server) Routes() []Route {
 	page := func(h http.HandlerFunc) http.Handler { return s.requireUser(h) }
 	pwStage := func(h http.HandlerFunc) http.Handler { return s.requireStage(stagePassword, h) }
 	mfaStage := func(h http.HandlerFunc) http.Handler { return s.requireStage(stageMFA, h) }
-	return []Route{
+	rs := []Route{
 		// Operations and public assets: no personal data.
 		{Pattern: "GET /healthz", Why: "liveness probe", handler: http.HandlerFunc(s.healthz)},
 		{Pattern: "GET /readyz", Why: "readiness probe", handler: http.HandlerFunc(s.readyz)},
@@ -45,6 +45,13 @@ func (s *Server) Routes() []Route {
 		{Pattern: "POST /password", Action: "user.password_change", handler: pwStage(s.changePassword)},
 		{Pattern: "POST /mfa", Action: "auth.mfa", handler: mfaStage(s.mfa)},
 		{Pattern: "POST /mfa/enrol", Action: "auth.mfa_enrol", handler: mfaStage(s.mfaEnrol)},
+		// Passkeys: sign in with one (MFA stage), list and add them (signed in).
+		{Pattern: "POST /mfa/passkey/begin", Action: "auth.passkey_begin", handler: mfaStage(s.passkeyLoginBegin)},
+		{Pattern: "POST /mfa/passkey/finish", Action: "auth.passkey", handler: mfaStage(s.passkeyLoginFinish)},
+		{Pattern: "GET /mfa/passkeys", Why: "the user's own passkey list and the form to add one (adding is audited)", handler: page(s.passkeysPage)},
+		{Pattern: "POST /mfa/passkeys/begin", Action: "auth.passkey_register_begin", handler: page(s.passkeyRegisterBegin)},
+		{Pattern: "POST /mfa/passkeys/finish", Action: "auth.passkey_register", handler: page(s.passkeyRegisterFinish)},
+		// End Passkeys
 
 		// Recordings.
 		{Pattern: "GET /recordings", Action: "recording.search", handler: page(s.recordingsPage)},
@@ -82,6 +89,11 @@ func (s *Server) Routes() []Route {
 		{Pattern: "GET /audit", Action: "audit.search", handler: page(s.auditPage)},
 		{Pattern: "GET /api/v1/audit", Action: "audit.search", handler: page(s.apiAudit)},
 	}
+	// OpenID Connect: GET /auth/oidc/start and the audited (auth.login)
+	// GET /auth/oidc/callback, only when a provider is configured (oidc.go).
+	rs = append(rs, s.oidcRoutes()...)
+	// End OpenID Connect
+	return rs
 }
 
 // routes builds the handler from the route table.

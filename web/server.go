@@ -14,6 +14,7 @@ import (
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
+	"github.com/callvault/callvault/oidc"
 	"github.com/callvault/callvault/throttle"
 )
 
@@ -25,6 +26,7 @@ type Server struct {
 	Users      callvault.UserService
 	Sources    callvault.SourceService
 	Grants     callvault.GrantService
+	Tokens     callvault.TokenService // personal API tokens
 	MFA        callvault.MFAService
 	Secrets    Sealer // seals TOTP secrets
 	Mailer     Mailer // break-glass alerts; nil when no relay is configured
@@ -39,6 +41,23 @@ type Server struct {
 	// SecureCookies marks session cookies Secure. Leave it on everywhere
 	// but plain-HTTP development on loopback.
 	SecureCookies bool
+
+	// OpenID Connect
+	// OIDC, when set, offers sign-in with the trust's identity provider
+	// for accounts whose e-mail address it verifies; OIDCName is what the
+	// sign-in page calls it ("Google Workspace").
+	OIDC        *oidc.Provider
+	OIDCName    string
+	oidcPending oidcAttempts
+	// End OpenID Connect
+
+	// Passkeys (WebAuthn) as a second factor. Passkeys defaults to MFA
+	// when that keeps passkeys too; PublicURL is the address people use,
+	// whose host is the relying-party ID ("" means http://localhost).
+	Passkeys  callvault.PasskeyService
+	PublicURL string
+	passkeys  passkeyState
+	// End Passkeys
 
 	views   *views
 	handler http.Handler
@@ -65,6 +84,11 @@ func (s *Server) Init() error {
 		return err
 	}
 	s.views = v
+	// OpenID Connect
+	if err := s.initOIDC(); err != nil {
+		return err
+	}
+	// End OpenID Connect
 	s.handler = s.routes()
 	return nil
 }

@@ -38,6 +38,8 @@ var pages = map[string][]string{
 	"grants":       {"grants.html", "grant_rows.html"},
 	"shared":       {"shared.html"},
 	"break_glass":  {"break_glass.html"},
+	// Passkeys
+	"passkeys": {"passkeys.html"},
 }
 
 type views struct {

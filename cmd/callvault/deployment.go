@@ -59,6 +59,7 @@ type deployment struct {
 	sessions   *sqldb.UserService // for housekeeping beyond the interface
 	sources    callvault.SourceService
 	grants     callvault.GrantService
+	tokens     callvault.TokenService
 	mfa        callvault.MFAService
 	blobs      callvault.BlobStore
 	vault      *vault.Vault
@@ -119,6 +120,7 @@ func (d *deployFlags) open(ctx context.Context, e *env) (*deployment, error) {
 		sessions:   sqldb.NewUserService(db),
 		sources:    sqldb.NewSourceService(db),
 		grants:     sqldb.NewGrantService(db),
+		tokens:     sqldb.NewTokenService(db),
 		mfa:        sqldb.NewUserService(db),
 		blobs:      blobs,
 		vault:      v,

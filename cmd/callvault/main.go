@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ShortUsage: "callvault <subcommand> [flags]",
 		LongHelp:   "callvault records, stores, restricts and accounts for telephone calls.\nEvery subcommand takes --help.",
 		Subcommands: []*ffcli.Command{
-			serveCmd(e), importCmd(e), userCmd(e), sourceCmd(e), academyCmd(e), auditCmd(e), versionCmd(e),
+			serveCmd(e), importCmd(e), userCmd(e), sourceCmd(e), academyCmd(e), auditCmd(e), tokenCmd(e), versionCmd(e),
 		},
 		FlagSet: flag.NewFlagSet("callvault", flag.ContinueOnError),
 	}

@@ -167,7 +167,7 @@ func TestVersion(t *testing.T) {
 func TestEverySubcommandHasHelp(t *testing.T) {
 	var walk func(prefix []string, c *ffcli.Command)
 	e := &env{stdout: io.Discard, stderr: io.Discard}
-	root := &ffcli.Command{Subcommands: []*ffcli.Command{serveCmd(e), importCmd(e), userCmd(e), sourceCmd(e), academyCmd(e), auditCmd(e), versionCmd(e)}}
+	root := &ffcli.Command{Subcommands: []*ffcli.Command{serveCmd(e), importCmd(e), userCmd(e), sourceCmd(e), academyCmd(e), auditCmd(e), tokenCmd(e), versionCmd(e)}}
 	n := 0
 	walk = func(prefix []string, c *ffcli.Command) {
 		for _, s := range c.Subcommands {
@@ -432,5 +432,39 @@ func TestUserEditAndResetMFA(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the audit trail lacks %s", want)
 		}
+	}
+}
+
+func TestTokenCommands(t *testing.T) {
+	data := t.TempDir()
+	d := "--data=" + data
+	if _, _, err := cli(t, "user", "add", d, "--role", "dpo", "dpo1"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := cli(t, "token", "create", d, "--user", "dpo1", "--name", "nightly export", "--expires", "24h")
+	if err != nil || !regexp.MustCompile(`cvt_[A-Za-z0-9_-]{43}`).MatchString(out) {
+		t.Fatalf("token create: %v %s", err, out)
+	}
+	if _, _, err := cli(t, "token", "create", d, "--user", "dpo1", "--expires", "9000h"); err == nil {
+		t.Error("a token for over a year was created")
+	}
+	if _, _, err := cli(t, "token", "create", d, "--user", "dpo1", "--scope", "admin"); err == nil {
+		t.Error("a token with an unknown scope was created")
+	}
+	if _, _, err := cli(t, "token", "create", d); err == nil {
+		t.Error("token create without --user succeeded")
+	}
+	out, _, _ = cli(t, "token", "list", d, "--user", "dpo1")
+	if !regexp.MustCompile(`1\s+nightly export\s+read\s+\S+\s+active`).MatchString(out) || strings.Contains(out, "cvt_") {
+		t.Errorf("token list:\n%s", out)
+	}
+	if _, _, err := cli(t, "token", "revoke", d, "1"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, _ := cli(t, "token", "list", d, "--user", "dpo1"); !strings.Contains(out, "revoked") {
+		t.Errorf("after revoke:\n%s", out)
+	}
+	if _, _, err := cli(t, "token", "revoke", d, "1"); err == nil {
+		t.Error("revoking twice succeeded")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
 	"github.com/callvault/callvault/mail"
+	"github.com/callvault/callvault/oidc"
 	"github.com/callvault/callvault/web"
 )
 
@@ -29,6 +31,9 @@ type serveFlags struct {
 	cookieSecure        string
 	sweepEvery          time.Duration
 	shutdownGrace       time.Duration
+	// OpenID Connect
+	oidcIssuer, oidcClientID, oidcClientSecret, oidcName, publicURL string
+	// End OpenID Connect
 }
 
 func serveCmd(e *env) *ffcli.Command {
@@ -43,6 +48,13 @@ func serveCmd(e *env) *ffcli.Command {
 	fs.DurationVar(&f.sweepEvery, "sweep-every", time.Hour, "how often to reconcile blobs and rows (orphans older than this are removed)")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 30*time.Second, "how long to let requests finish on SIGINT/SIGTERM")
 	f.cp.register(fs)
+	// OpenID Connect
+	fs.StringVar(&f.oidcIssuer, "oidc-issuer", "", "offer sign-in with this OpenID provider (e.g. https://accounts.google.com or https://login.microsoftonline.com/TENANT/v2.0); accounts are matched by e-mail, never created")
+	fs.StringVar(&f.oidcClientID, "oidc-client-id", "", "client ID registered with the OpenID provider")
+	fs.StringVar(&f.oidcClientSecret, "oidc-client-secret", "", "client secret for the OpenID provider (prefer CALLVAULT_OIDC_CLIENT_SECRET or the config file: flags show in ps)")
+	fs.StringVar(&f.oidcName, "oidc-name", "", "what the sign-in page calls the provider, e.g. \"Google Workspace\"")
+	fs.StringVar(&f.publicURL, "public-url", "", "the address people use to reach callvault, e.g. https://callvault.example.org; the OpenID redirect URI is this plus /auth/oidc/callback")
+	// End OpenID Connect
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-every", time.Hour, "how often to sign and export an audit checkpoint (when the trail has grown)")
 	fs.IntVar(&f.auditRetentionYears, "audit-retention-years", callvault.DefaultAuditRetentionYears, "how long audit entries are kept, in years")
 	return &ffcli.Command{
@@ -91,6 +103,7 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 		Users:         dep.users,
 		Sources:       dep.sources,
 		Grants:        dep.grants,
+		Tokens:        dep.tokens,
 		MFA:           dep.mfa,
 		Secrets:       dep.vault,
 		Auditor:       dep.log,
@@ -99,6 +112,25 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 		Logger:        e.logger,
 		SecureCookies: secure,
 	}
+	// OpenID Connect
+	if srv.OIDC, err = f.openIDProvider(ctx); err != nil {
+		return err
+	}
+	if srv.OIDC != nil {
+		srv.OIDCName = f.oidcName
+		e.logger.Info("OpenID Connect sign-in enabled", "issuer", f.oidcIssuer, "client_id", f.oidcClientID, "name", f.oidcName)
+	}
+	// End OpenID Connect
+	// Passkeys: the WebAuthn relying party is the host of --public-url,
+	// else of --http (a loopback address counts as "localhost").
+	srv.Passkeys, srv.PublicURL = dep.sessions, f.publicURL
+	if srv.PublicURL == "" {
+		srv.PublicURL = "http://" + f.http
+	}
+	if _, err := web.NewRelyingParty(srv.PublicURL); err != nil {
+		e.logger.Warn("passkeys are unavailable; codes still work", "err", err)
+	}
+	// End Passkeys
 	if f.cp.smtp != "" {
 		srv.Mailer = &mail.Sender{Addr: f.cp.smtp, From: f.cp.mailFrom}
 	}
@@ -194,3 +226,50 @@ func cookieSecure(mode, addr string) (bool, error) {
 	}
 	return false, fmt.Errorf("--cookie-secure must be auto, true or false")
 }
+
+// OpenID Connect
+
+// openIDProvider discovers the configured OpenID provider; nil when none is
+// configured. The client secret is never logged or put in an error.
+func (f *serveFlags) openIDProvider(ctx context.Context) (*oidc.Provider, error) {
+	if f.oidcIssuer == "" {
+		if f.oidcClientID != "" || f.oidcClientSecret != "" {
+			return nil, fmt.Errorf("--oidc-client-id and --oidc-client-secret need --oidc-issuer")
+		}
+		return nil, nil
+	}
+	if f.oidcClientID == "" {
+		return nil, fmt.Errorf("--oidc-issuer needs --oidc-client-id")
+	}
+	redirect, err := oidcRedirectURL(f.publicURL)
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	p, err := oidc.New(dctx, oidc.Config{Issuer: f.oidcIssuer, ClientID: f.oidcClientID, ClientSecret: f.oidcClientSecret, RedirectURL: redirect})
+	if err != nil {
+		return nil, fmt.Errorf("--oidc-issuer: %w", err)
+	}
+	return p, nil
+}
+
+// oidcRedirectURL is the callback under --public-url, which must be https
+// (or http on loopback, for development).
+func oidcRedirectURL(public string) (string, error) {
+	if public == "" {
+		return "", fmt.Errorf("--oidc-issuer needs --public-url (the address people use to reach callvault) for the redirect URI")
+	}
+	u, err := url.Parse(public)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("--public-url %q: want an address like https://callvault.example.org", public)
+	}
+	ip := net.ParseIP(u.Hostname())
+	loopback := u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
+	if u.Scheme != "https" && !(u.Scheme == "http" && loopback) {
+		return "", fmt.Errorf("--public-url %q: must be https (http only on loopback)", public)
+	}
+	return strings.TrimSuffix(u.String(), "/") + "/auth/oidc/callback", nil
+}
+
+// End OpenID Connect
