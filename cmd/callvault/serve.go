@@ -53,7 +53,7 @@ func serveCmd(e *env) *ffcli.Command {
 	fs.StringVar(&f.oidcClientID, "oidc-client-id", "", "client ID registered with the OpenID provider")
 	fs.StringVar(&f.oidcClientSecret, "oidc-client-secret", "", "client secret for the OpenID provider (prefer CALLVAULT_OIDC_CLIENT_SECRET or the config file: flags show in ps)")
 	fs.StringVar(&f.oidcName, "oidc-name", "", "what the sign-in page calls the provider, e.g. \"Google Workspace\"")
-	fs.StringVar(&f.publicURL, "public-url", "", "the address people use to reach callvault, e.g. https://callvault.example.org; the OpenID redirect URI is this plus /auth/oidc/callback")
+	fs.StringVar(&f.publicURL, "public-url", "", "the address people use to reach callvault, e.g. https://callvault.example.org (default http:// plus --http): its host is the passkeys relying party, and the OpenID redirect URI is this plus /auth/oidc/callback")
 	// End OpenID Connect
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-every", time.Hour, "how often to sign and export an audit checkpoint (when the trail has grown)")
 	fs.IntVar(&f.auditRetentionYears, "audit-retention-years", callvault.DefaultAuditRetentionYears, "how long audit entries are kept, in years")
