@@ -33,6 +33,7 @@ var allowed = map[string][]string{
 	"totp":          nil,
 	"mail":          nil,
 	"oidc":          nil, // OpenID Connect
+	"notify":        nil,
 	"cmd/callvault": {"*"},
 	"cvtest":        {"*"},
 	"e2e":           {"*"},

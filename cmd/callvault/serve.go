@@ -15,6 +15,7 @@ import (
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
 	"github.com/callvault/callvault/mail"
+	"github.com/callvault/callvault/notify"
 	"github.com/callvault/callvault/oidc"
 	"github.com/callvault/callvault/web"
 )
@@ -23,6 +24,7 @@ type serveFlags struct {
 	deployFlags
 	cp                  checkpointFlags
 	checkpointEvery     time.Duration
+	chaseAfter          time.Duration
 	auditRetentionYears int
 	http                string
 	demo                bool
@@ -55,6 +57,7 @@ func serveCmd(e *env) *ffcli.Command {
 	fs.StringVar(&f.oidcName, "oidc-name", "", "what the sign-in page calls the provider, e.g. \"Google Workspace\"")
 	fs.StringVar(&f.publicURL, "public-url", "", "the address people use to reach callvault, e.g. https://callvault.example.org (default http:// plus --http): its host is the passkeys relying party, and the OpenID redirect URI is this plus /auth/oidc/callback")
 	// End OpenID Connect
+	fs.DurationVar(&f.chaseAfter, "chase-after", 48*time.Hour, "e-mail the CEO and principals about a listen request still undecided after this long, and again as often (needs --smtp)")
 	fs.DurationVar(&f.checkpointEvery, "checkpoint-every", time.Hour, "how often to sign and export an audit checkpoint (when the trail has grown)")
 	fs.IntVar(&f.auditRetentionYears, "audit-retention-years", callvault.DefaultAuditRetentionYears, "how long audit entries are kept, in years")
 	return &ffcli.Command{
@@ -131,8 +134,10 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 		e.logger.Warn("passkeys are unavailable; codes still work", "err", err)
 	}
 	// End Passkeys
+	var sender *mail.Sender
 	if f.cp.smtp != "" {
-		srv.Mailer = &mail.Sender{Addr: f.cp.smtp, From: f.cp.mailFrom}
+		sender = &mail.Sender{Addr: f.cp.smtp, From: f.cp.mailFrom}
+		srv.Mailer = sender
 	}
 	if err := srv.Init(); err != nil {
 		return err
@@ -159,6 +164,15 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 		return err
 	}
 	go cp.Run(ctx, f.checkpointEvery)
+	if sender != nil {
+		public := f.publicURL
+		if public == "" {
+			public = "http://" + ln.Addr().String()
+		}
+		chaser := &notify.Chaser{Grants: dep.grants, Users: dep.users, Mailer: sender, Now: time.Now,
+			Logger: e.logger, After: f.chaseAfter, URL: public}
+		go chaser.Run(ctx, time.Hour)
+	}
 
 	err = srv.Serve(ctx, ln, f.shutdownGrace)
 	e.logger.Info("callvault stopped")
