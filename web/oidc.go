@@ -193,7 +193,10 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email = strings.ToLower(strings.TrimSpace(id.Email))
-	if email == "" || !id.EmailVerified {
+	// Microsoft Entra sends no email_verified; with a single-tenant issuer
+	// the trust's own directory owns the addresses, and the operator says so
+	// with --oidc-trust-email.
+	if email == "" || !(id.EmailVerified || s.OIDCTrustEmail) {
 		refuse(http.StatusUnauthorized, "e-mail not verified by the provider", oidcGenericError, a.next)
 		return
 	}

@@ -347,6 +347,13 @@ func TestOIDCRefusals(t *testing.T) {
 		resp, body := h.oidcSignIn(h.client(""), tt.user)
 		refused(tt.user, resp, body, tt.reason, genericLoginError)
 	}
+	// Entra sends no email_verified: with --oidc-trust-email the same
+	// unverified claim signs its account in.
+	h.srv.OIDCTrustEmail = true
+	if resp, _ := h.oidcSignIn(h.client(""), "unverified"); resp.StatusCode != http.StatusSeeOther || !hasSession(resp) {
+		t.Errorf("with OIDCTrustEmail the unverified e-mail's account was refused: %d", resp.StatusCode)
+	}
+	h.srv.OIDCTrustEmail = false
 
 	// A tampered state, a missing one, a replayed callback, a callback
 	// carried to another browser: refused, and the genuine one still works

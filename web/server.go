@@ -46,9 +46,12 @@ type Server struct {
 	// OIDC, when set, offers sign-in with the trust's identity provider
 	// for accounts whose e-mail address it verifies; OIDCName is what the
 	// sign-in page calls it ("Google Workspace").
-	OIDC        *oidc.Provider
-	OIDCName    string
-	oidcPending oidcAttempts
+	OIDC     *oidc.Provider
+	OIDCName string
+	// OIDCTrustEmail accepts the provider's e-mail claim without
+	// email_verified (Microsoft Entra, single-tenant issuer only).
+	OIDCTrustEmail bool
+	oidcPending    oidcAttempts
 	// End OpenID Connect
 
 	// Passkeys (WebAuthn) as a second factor. Passkeys defaults to MFA

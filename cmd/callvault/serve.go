@@ -35,6 +35,7 @@ type serveFlags struct {
 	shutdownGrace       time.Duration
 	// OpenID Connect
 	oidcIssuer, oidcClientID, oidcClientSecret, oidcName, publicURL string
+	oidcTrustEmail                                                  bool
 	// End OpenID Connect
 }
 
@@ -54,6 +55,7 @@ func serveCmd(e *env) *ffcli.Command {
 	fs.StringVar(&f.oidcIssuer, "oidc-issuer", "", "offer sign-in with this OpenID provider (e.g. https://accounts.google.com or https://login.microsoftonline.com/TENANT/v2.0); accounts are matched by e-mail, never created")
 	fs.StringVar(&f.oidcClientID, "oidc-client-id", "", "client ID registered with the OpenID provider")
 	fs.StringVar(&f.oidcClientSecret, "oidc-client-secret", "", "client secret for the OpenID provider (prefer CALLVAULT_OIDC_CLIENT_SECRET or the config file: flags show in ps)")
+	fs.BoolVar(&f.oidcTrustEmail, "oidc-trust-email", false, "accept the provider's e-mail without email_verified: for Microsoft Entra, and only with your tenant's own issuer (https://login.microsoftonline.com/TENANT-ID/v2.0), never /common or /organizations")
 	fs.StringVar(&f.oidcName, "oidc-name", "", "what the sign-in page calls the provider, e.g. \"Google Workspace\"")
 	fs.StringVar(&f.publicURL, "public-url", "", "the address people use to reach callvault, e.g. https://callvault.example.org (default http:// plus --http): its host is the passkeys relying party, and the OpenID redirect URI is this plus /auth/oidc/callback")
 	// End OpenID Connect
@@ -121,6 +123,10 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 	}
 	if srv.OIDC != nil {
 		srv.OIDCName = f.oidcName
+		if f.oidcTrustEmail && (strings.Contains(f.oidcIssuer, "/common/") || strings.Contains(f.oidcIssuer, "/organizations/") || strings.Contains(f.oidcIssuer, "/consumers/")) {
+			return fmt.Errorf("--oidc-trust-email needs your own tenant's issuer, not a multi-tenant one")
+		}
+		srv.OIDCTrustEmail = f.oidcTrustEmail
 		e.logger.Info("OpenID Connect sign-in enabled", "issuer", f.oidcIssuer, "client_id", f.oidcClientID, "name", f.oidcName)
 	}
 	// End OpenID Connect
