@@ -65,6 +65,7 @@ func TestRoleMatrix(t *testing.T) {
 		{"listener", "GET", "/api/v1/recordings/" + oak + "/audio?token=cvp_guessed", 403, "not valid for your session"},
 		{"listener", "GET", "/api/v1/recordings/" + river, 404, ""},
 		{"listener", "GET", "/shared", 200, oak},
+		{"listener", "GET", "/recordings/" + oak, 200, "Duration"},
 		{"listener2", "GET", "/api/v1/recordings/" + oak, 404, ""},
 		{"listener2", "GET", "/api/v1/recordings/" + oak + "/audio", 404, ""},
 		{"principal2", "GET", "/api/v1/recordings/" + oak, 404, ""},
@@ -260,5 +261,29 @@ func TestSearchFilters(t *testing.T) {
 	}
 	if strings.Join(seen, ",") != "c,b,a" {
 		t.Errorf("paging saw %v, want c,b,a", seen)
+	}
+}
+
+// A listener sees only what is needed to play the call: no numbers, names
+// or source references.
+func TestListenerSeesMinimalMetadata(t *testing.T) {
+	h := newHarness(t)
+	id := h.storeOne("secret-ref", "ulaw", time.Second)
+	h.grant("listener", time.Hour, id)
+	c := h.client("listener")
+	for _, path := range []string{"/recordings/" + id, "/api/v1/recordings/" + id} {
+		resp, err := c.Get(h.ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+		for _, leak := range []string{"+447700900123", "Parent", "secret-ref", "Reception"} {
+			if strings.Contains(body, leak) {
+				t.Errorf("%s shows a listener %q", path, leak)
+			}
+		}
 	}
 }

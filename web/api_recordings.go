@@ -25,6 +25,11 @@ type recordingJSON struct {
 }
 
 func (s *Server) toJSON(r *http.Request, rec *callvault.Recording) recordingJSON {
+	if actor(r.Context()).Role() == callvault.RoleListener {
+		// A listener gets only what is needed to play the call.
+		rec = &callvault.Recording{ID: rec.ID, AcademyID: rec.AcademyID, Academy: rec.Academy, StartedAt: rec.StartedAt,
+			EndedAt: rec.EndedAt, Duration: rec.Duration, Direction: rec.Direction, State: rec.State}
+	}
 	return recordingJSON{Recording: rec, DurationSeconds: rec.Duration.Seconds()}
 }
 

@@ -77,6 +77,8 @@ func (s *Server) recordingPage(w http.ResponseWriter, r *http.Request) {
 		"Grant":         grant,
 		"CanRequest":    callvault.CanRequest(a),
 		"CanBreakGlass": callvault.CanBreakGlass(a),
+		// A listener is shown only what they need to play the call.
+		"Minimal": a.Role() == callvault.RoleListener,
 	}
 	if callvault.CanReadAudit(actor(r.Context())) {
 		// Who has accessed it: reading this is part of the view being audited.
