@@ -2,14 +2,7 @@ package audit
 
 import (
 	"crypto/ed25519"
-	"crypto/rand"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/callvault/callvault/durable"
@@ -32,25 +25,9 @@ type Signer struct {
 // can forge checkpoints: keep it out of the database's backups and away from
 // the database administrator.
 func LoadOrCreateSigner(path string) (*Signer, bool, error) {
-	seed, err := loadSeed(path)
-	if err == nil {
-		return newSigner(seed), false, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, false, fmt.Errorf("audit: signing key folder: %w", err)
-	}
-	seed = make([]byte, ed25519.SeedSize)
-	rand.Read(seed)
-	created, err := durable.CreateExclusive(path, seed)
+	seed, created, err := durable.LoadOrCreateSecret(path, ed25519.SeedSize, "audit signing key")
 	if err != nil {
-		return nil, false, fmt.Errorf("audit: create signing key %s: %w", path, err)
-	}
-	if !created { // another process won the race: use its key
-		if seed, err = loadSeed(path); err != nil {
-			return nil, false, err
-		}
+		return nil, false, fmt.Errorf("audit: %w", err)
 	}
 	return newSigner(seed), created, nil
 }
@@ -58,34 +35,6 @@ func LoadOrCreateSigner(path string) (*Signer, bool, error) {
 func newSigner(seed []byte) *Signer {
 	priv := ed25519.NewKeyFromSeed(seed)
 	return &Signer{priv: priv, keyID: KeyID(priv.Public().(ed25519.PublicKey))}
-}
-
-func loadSeed(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	} else if err != nil {
-		return nil, fmt.Errorf("audit: open signing key: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("audit: signing key: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("audit: signing key %s is not a regular file", path)
-	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("audit: signing key %s has mode %v: group or others can access it; run chmod 600 on it", path, fi.Mode().Perm())
-	}
-	if fi.Size() != ed25519.SeedSize {
-		return nil, fmt.Errorf("audit: signing key %s holds %d bytes, want %d", path, fi.Size(), ed25519.SeedSize)
-	}
-	seed := make([]byte, ed25519.SeedSize)
-	if _, err := io.ReadFull(f, seed); err != nil {
-		return nil, fmt.Errorf("audit: read signing key: %w", err)
-	}
-	return seed, nil
 }
 
 // PublicKey returns the key that verifies this signer's checkpoints. Print
