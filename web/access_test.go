@@ -51,6 +51,7 @@ func TestRoleMatrix(t *testing.T) {
 		{"dpo", "GET", "/api/v1/recordings/" + oak + "/audio", 403, ""},
 
 		{"principal", "GET", "/recordings", 200, "1 recording found"},
+		{"principal", "GET", "/recordings", 200, "Request access to listen to the 1 recording on this page"},
 		{"principal", "GET", "/api/v1/recordings/" + oak, 200, oak},
 		{"principal", "GET", "/api/v1/recordings/" + river, 404, "not_found"},
 		{"principal", "GET", "/recordings/" + river, 404, ""},

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/callvault/callvault"
@@ -39,6 +40,13 @@ func (s *Server) recordingsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	noteSearch(r, len(recs), total)
 	data["Recordings"] = recs
+	if len(recs) > 0 && callvault.CanRequest(actor(ctx)) {
+		q := url.Values{}
+		for _, rec := range recs {
+			q.Add("recording", rec.ID)
+		}
+		data["RequestURL"] = "/requests/new?" + q.Encode()
+	}
 	data["Total"] = total
 	data["TotalCapped"] = total >= callvault.CountCap
 	if next != "" {
