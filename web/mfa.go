@@ -27,7 +27,18 @@ func (s *Server) mfaPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/mfa/enrol?next="+urlQueryEscape(safeNext(r.URL.Query().Get("next"))), http.StatusSeeOther)
 		return
 	}
-	s.render(w, r, http.StatusOK, "mfa", map[string]any{"Title": "Second step of sign-in", "Next": safeNext(r.URL.Query().Get("next"))})
+	s.render(w, r, http.StatusOK, "mfa", map[string]any{"Title": "Second step of sign-in", "Next": safeNext(r.URL.Query().Get("next")),
+		"HasPasskey": s.hasPasskey(r, u.ID)})
+}
+
+// hasPasskey decides whether the second-step page offers a passkey. An
+// error here only hides the option: codes still work.
+func (s *Server) hasPasskey(r *http.Request, userID int64) bool {
+	if s.Passkeys == nil {
+		return false
+	}
+	pks, err := s.Passkeys.FindPasskeys(r.Context(), userID)
+	return err == nil && len(pks) > 0
 }
 
 // mfa checks a TOTP code (each time step once only) or a recovery code
@@ -41,7 +52,8 @@ func (s *Server) mfa(w http.ResponseWriter, r *http.Request) {
 		callvault.NoteAudit(r.Context(), func(e *callvault.AuditEvent) {
 			e.Action, e.Outcome, e.Reason = "auth.mfa_failed", callvault.OutcomeDenied, msg
 		})
-		s.render(w, r, status, "mfa", map[string]any{"Title": "Second step of sign-in", "Next": next, "Error": msg})
+		s.render(w, r, status, "mfa", map[string]any{"Title": "Second step of sign-in", "Next": next, "Error": msg,
+			"HasPasskey": s.hasPasskey(r, u.ID)})
 	}
 	key := mfaThrottleKey(u.ID)
 	if ok, until := s.Throttle.Allowed(key); !ok {
