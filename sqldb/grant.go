@@ -598,6 +598,30 @@ func grantsSQL(w where) string {
 	return `SELECT ` + grantColumns + ` FROM grants g` + w.String() + ` ORDER BY g.id DESC`
 }
 
+// grantForChange opens a write transaction and loads a grant the actor can
+// see, naming it in the pending audit entry. ENOTFOUND otherwise (recorded
+// as a denial when the grant exists). The caller rolls tx back when done.
+func (s *GrantService) grantForChange(ctx context.Context, a *callvault.Actor, id int64) (*dbTx, *callvault.Grant, error) {
+	sc := readScopeOf(a)
+	if sc.none {
+		return nil, nil, callvault.Errorf(callvault.ENOTFOUND, "grant not found")
+	}
+	tx, err := s.db.beginWrite(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := findGrantByID(ctx, tx, sc, id)
+	if callvault.ErrorCode(err) == callvault.ENOTFOUND {
+		err = notVisible(ctx, tx, "grants", id, "grant")
+	}
+	if err != nil {
+		tx.Rollback()
+		return nil, nil, err
+	}
+	noteTarget(ctx, targetGrant, id, g.AcademyIDs, "", nil)
+	return tx, g, nil
+}
+
 // RevokeGrant ends a grant now, in one write transaction: ENOTFOUND when
 // the actor cannot see it, EFORBIDDEN unless callvault.CanRevoke (with the
 // academies of its recordings), ECONFLICT when it is already revoked or
@@ -609,22 +633,11 @@ func (s *GrantService) RevokeGrant(ctx context.Context, id int64, reason string)
 	if err != nil {
 		return nil, err
 	}
-	sc := readScopeOf(a)
-	if sc.none {
-		return nil, callvault.Errorf(callvault.ENOTFOUND, "grant not found")
-	}
-	tx, err := s.db.beginWrite(ctx)
+	tx, g, err := s.grantForChange(ctx, a, id)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	g, err := findGrantByID(ctx, tx, sc, id)
-	if callvault.ErrorCode(err) == callvault.ENOTFOUND {
-		return nil, notVisible(ctx, tx, "grants", id, "grant")
-	} else if err != nil {
-		return nil, err
-	}
-	noteTarget(ctx, targetGrant, id, g.AcademyIDs, "", nil)
 	now := tx.now.Truncate(time.Millisecond)
 	switch {
 	case !callvault.CanRevoke(a, g):
@@ -792,22 +805,11 @@ func (s *GrantService) RatifyBreakGlass(ctx context.Context, id int64, note stri
 	if err != nil {
 		return nil, err
 	}
-	sc := readScopeOf(a)
-	if sc.none {
-		return nil, callvault.Errorf(callvault.ENOTFOUND, "grant not found")
-	}
-	tx, err := s.db.beginWrite(ctx)
+	tx, g, err := s.grantForChange(ctx, a, id)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	g, err := findGrantByID(ctx, tx, sc, id)
-	if callvault.ErrorCode(err) == callvault.ENOTFOUND {
-		return nil, notVisible(ctx, tx, "grants", id, "grant")
-	} else if err != nil {
-		return nil, err
-	}
-	noteTarget(ctx, targetGrant, id, g.AcademyIDs, "", nil)
 	switch {
 	case !g.BreakGlass:
 		return nil, callvault.Errorf(callvault.ECONFLICT, "only emergency (break-glass) access is ratified")
