@@ -182,6 +182,23 @@ func (s *Server) passkeyRefused(w http.ResponseWriter, r *http.Request, status i
 	writeJSON(w, status, body)
 }
 
+// passkeyAnswer reads the browser's answer and takes this session's pending
+// ceremony of kind; on failure it has already answered the request.
+func (s *Server) passkeyAnswer(w http.ResponseWriter, r *http.Request, kind, unreadable string) ([]byte, passkeyCeremony, bool) {
+	a := actor(r.Context())
+	body, err := readPasskeyBody(w, r)
+	if err != nil {
+		s.passkeyRefused(w, r, http.StatusBadRequest, callvault.OutcomeFailed, unreadable)
+		return nil, passkeyCeremony{}, false
+	}
+	c, ok := s.takeCeremony(kind, a.Session.TokenHash)
+	if !ok || c.userID != a.User.ID {
+		s.passkeyRefused(w, r, http.StatusBadRequest, callvault.OutcomeFailed, "This passkey request has expired or was already used. Try again.")
+		return nil, passkeyCeremony{}, false
+	}
+	return body, c, true
+}
+
 func readPasskeyBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, passkeyBodyLimit))
 }
@@ -233,14 +250,8 @@ func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 		s.passkeyRefused(w, r, http.StatusTooManyRequests, callvault.OutcomeDenied, "Too many failed attempts. Try again after "+until.In(callvault.London).Format("15:04")+".")
 		return
 	}
-	body, err := readPasskeyBody(w, r)
-	if err != nil {
-		s.passkeyRefused(w, r, http.StatusBadRequest, callvault.OutcomeFailed, "The passkey answer could not be read.")
-		return
-	}
-	c, ok := s.takeCeremony("login", a.Session.TokenHash)
-	if !ok || c.userID != u.ID {
-		s.passkeyRefused(w, r, http.StatusBadRequest, callvault.OutcomeFailed, "This passkey request has expired or was already used. Try again.")
+	body, c, ok := s.passkeyAnswer(w, r, "login", "The passkey answer could not be read.")
+	if !ok {
 		return
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
@@ -360,14 +371,8 @@ func (s *Server) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) {
 		s.jsonError(w, r, err)
 		return
 	}
-	body, err := readPasskeyBody(w, r)
-	if err != nil {
-		s.passkeyRefused(w, r, http.StatusBadRequest, callvault.OutcomeFailed, "The passkey could not be read.")
-		return
-	}
-	c, ok := s.takeCeremony("register", a.Session.TokenHash)
-	if !ok || c.userID != u.ID {
-		s.passkeyRefused(w, r, http.StatusBadRequest, callvault.OutcomeFailed, "This passkey request has expired or was already used. Try again.")
+	body, c, ok := s.passkeyAnswer(w, r, "register", "The passkey could not be read.")
+	if !ok {
 		return
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(body)
