@@ -2,6 +2,7 @@ package callvault
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -9,6 +10,12 @@ import (
 // UnassignedSlug is the academy that receives recordings whose numbers match
 // no academy. Only admins (and trust-wide roles) see it.
 const UnassignedSlug = "unassigned"
+
+var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,63}$`)
+
+// ValidSlug reports whether s can name an academy or category in URLs:
+// 2-64 lower-case letters, digits and '-', not starting with '-'.
+func ValidSlug(s string) bool { return slugRE.MatchString(s) }
 
 // Academy is one school of the trust.
 type Academy struct {

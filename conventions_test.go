@@ -28,12 +28,14 @@ var allowed = map[string][]string{
 	"secret":        nil,
 	"sqldb":         nil,
 	"vault":         {"durable"},
-	"web":           {"archive", "phone", "secret", "throttle", "totp", "oidc"}, // oidc: OpenID Connect
+	"web":           {"archive", "diskspace", "phone", "secret", "throttle", "totp", "oidc"}, // oidc: OpenID Connect
 	"throttle":      nil,
 	"totp":          nil,
 	"mail":          nil,
 	"oidc":          nil, // OpenID Connect
 	"notify":        nil,
+	"diskspace":     nil,
+	"retention":     nil,
 	"cmd/callvault": {"*"},
 	"cvtest":        {"*"},
 	"e2e":           {"*"},

@@ -46,6 +46,7 @@ type Recording struct {
 	EndedAt    time.Time     `json:"ended_at"`
 	Duration   time.Duration `json:"-"`
 	Direction  string        `json:"direction"`
+	Category   string        `json:"category,omitempty"` // slug of its Category, "" for none
 
 	Participants []Participant `json:"participants"`
 
@@ -171,3 +172,27 @@ type Vault interface {
 // KeyEpoch returns the key epoch of a recording that started at t: its
 // calendar month in Europe/London.
 func KeyEpoch(t time.Time) string { return t.In(London).Format("2006-01") }
+
+// HoldEpochPrefix names the epochs that held recordings are re-wrapped
+// under when their own month's key is destroyed: "hold-2026-11" holds what
+// was re-wrapped in November 2026.
+const HoldEpochPrefix = "hold-"
+
+// HoldEpoch returns the hold epoch for re-wrapping at t.
+func HoldEpoch(t time.Time) string { return HoldEpochPrefix + KeyEpoch(t) }
+
+// States of a key epoch.
+const (
+	KeyEpochActive    = "active"
+	KeyEpochClosing   = "closing" // takes no new recordings; destroyed once nothing can still need it
+	KeyEpochDestroyed = "destroyed"
+)
+
+// KeyEpochInfo describes one key epoch of the keyring.
+type KeyEpochInfo struct {
+	Epoch       string    `json:"epoch"` // "2026-11" or "hold-2026-11"
+	State       string    `json:"state"`
+	CreatedAt   time.Time `json:"created_at,omitzero"`   // when the key was made; zero once destroyed
+	ClosedAt    time.Time `json:"closed_at,omitzero"`    // zero unless closing
+	DestroyedAt time.Time `json:"destroyed_at,omitzero"` // zero unless destroyed
+}

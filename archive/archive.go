@@ -26,13 +26,15 @@ import (
 // DefaultMaxSize is the largest recording accepted unless configured.
 const DefaultMaxSize = 512 << 20
 
-// DefaultRetention is the policy's "typically 12 months".
-const DefaultRetentionMonths = 12
-
 // Observer is told about ingests, for metrics.
 type Observer interface {
 	Ingested(source string, bytes int64)
 	IngestFailed(source, code string)
+}
+
+// EpochStates says whether a key epoch still takes new recordings.
+type EpochStates interface {
+	EpochOpen(epoch string) (bool, error)
 }
 
 // Archive stores and plays recordings.
@@ -41,12 +43,16 @@ type Archive struct {
 	Academies  callvault.AcademyService
 	Blobs      callvault.BlobStore
 	Vault      callvault.Vault
+	Epochs     EpochStates // optional: lets late arrivals avoid destroyed epochs
 	Now        callvault.Clock
 	Logger     *slog.Logger
 	Observer   Observer
 
-	MaxSize         int64 // bytes; DefaultMaxSize when 0
-	RetentionMonths int   // DefaultRetentionMonths when 0
+	MaxSize int64 // bytes; DefaultMaxSize when 0
+
+	// Space, when set, is asked before each recording is stored; an error
+	// (storage nearly full) refuses the recording and nothing is written.
+	Space interface{ Admit() error }
 }
 
 // IngestRequest is one recording arriving.
@@ -92,7 +98,15 @@ func (a *Archive) Ingest(ctx context.Context, req IngestRequest) (rec *callvault
 		return nil, false, callvault.Wrap(callvault.EINTERNAL, err, "could not make a recording id")
 	}
 	id := u.String()
-	epoch := callvault.KeyEpoch(req.Meta.StartedAt)
+	if a.Space != nil {
+		if err := a.Space.Admit(); err != nil {
+			return nil, false, err
+		}
+	}
+	epoch, err := a.ingestEpoch(req.Meta.StartedAt)
+	if err != nil {
+		return nil, false, err
+	}
 	key := BlobKey(epoch, id)
 
 	sum, size, info, w, err := a.write(sys, key, id, epoch, req.Audio)
@@ -123,6 +137,7 @@ func (a *Archive) Ingest(ctx context.Context, req IngestRequest) (rec *callvault
 		StartedAt:    req.Meta.StartedAt.UTC().Truncate(time.Millisecond),
 		Duration:     info.Duration.Truncate(time.Millisecond),
 		Direction:    req.Meta.Direction,
+		Category:     req.Meta.Category,
 		Participants: parts,
 		Format:       info.Format,
 		Codec:        info.Codec,
@@ -142,7 +157,6 @@ func (a *Archive) Ingest(ctx context.Context, req IngestRequest) (rec *callvault
 	} else {
 		rec.EndedAt = rec.StartedAt.Add(rec.Duration)
 	}
-	rec.RetainUntil = a.retainUntil(rec.StartedAt)
 
 	noteIngest(ctx, rec, true)
 	// The blob is durable before the row exists: a crash in between leaves
@@ -170,6 +184,28 @@ func (a *Archive) Ingest(ctx context.Context, req IngestRequest) (rec *callvault
 	}
 	a.log().Info("recording stored", "id", id, "source", src.Name, "academy", academy.Slug, "bytes", size, "duration", rec.Duration)
 	return rec, true, nil
+}
+
+// ingestEpoch is the key epoch for a recording that started at started: its
+// month, unless retention has closed or destroyed that month's key (every
+// recording of it was purged). Then a late arrival is encrypted under the
+// current month, so that it is still stored, and is purged by its own
+// retain-until.
+func (a *Archive) ingestEpoch(started time.Time) (string, error) {
+	epoch := callvault.KeyEpoch(started)
+	if a.Epochs == nil {
+		return epoch, nil
+	}
+	open, err := a.Epochs.EpochOpen(epoch)
+	if err != nil {
+		return "", callvault.Wrap(callvault.EUNAVAILABLE, err, "the keyring cannot be read")
+	}
+	if !open {
+		now := callvault.KeyEpoch(a.now())
+		a.log().Warn("ingest: the key epoch of the call's month is closed; encrypting under this month's", "epoch", epoch, "using", now)
+		return now, nil
+	}
+	return epoch, nil
 }
 
 // noteIngest describes the ingest in the pending audit entry. No phone
@@ -306,14 +342,6 @@ func (a *Archive) OpenAudio(ctx context.Context, rec *callvault.Recording) (*Aud
 // that a month's blobs sit together.
 func BlobKey(epoch, id string) string { return "recordings/" + epoch + "/" + id + ".age" }
 
-func (a *Archive) retainUntil(started time.Time) time.Time {
-	months := a.RetentionMonths
-	if months <= 0 {
-		months = DefaultRetentionMonths
-	}
-	return started.In(callvault.London).AddDate(0, months, 0).UTC()
-}
-
 func (a *Archive) maxSize() int64 {
 	if a.MaxSize > 0 {
 		return a.MaxSize
@@ -333,4 +361,49 @@ func (a *Archive) log() *slog.Logger {
 		return a.Logger
 	}
 	return slog.Default()
+}
+
+// Rewrap re-encrypts rec's audio under epoch (a hold epoch, so that its
+// month's key can be destroyed while a hold keeps it) into a new blob,
+// checks that the plaintext still has rec's SHA-256, and calls move with
+// the new blob key to re-point the row. Only after move succeeds is the old
+// blob deleted; if it fails the new blob is deleted. A crash in between
+// leaves an orphan blob for the sweeper, never a row without audio.
+func (a *Archive) Rewrap(ctx context.Context, rec *callvault.Recording, epoch string, move func(ctx context.Context, newKey string) error) error {
+	b, err := a.Blobs.Open(ctx, rec.BlobKey)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	plain, size, err := a.Vault.Decrypt(b, b.Size(), rec.ID, rec.KeyEpoch)
+	if err != nil {
+		return err
+	}
+	newKey := BlobKey(epoch, rec.ID)
+	w, err := a.Blobs.Create(ctx, newKey)
+	if err != nil {
+		return callvault.Wrap(callvault.EUNAVAILABLE, err, "the re-encrypted recording could not be stored")
+	}
+	sum, n, _, err := a.encryptAndProbe(w, rec.ID, epoch, io.NewSectionReader(plain, 0, size))
+	if err != nil {
+		_ = w.Abort()
+		return err
+	}
+	if sum != rec.SHA256 || n != rec.Size {
+		_ = w.Abort()
+		return callvault.Errorf(callvault.EINTERNAL, "recording %s does not match its SHA-256 (%s, %d bytes; stored %s, %d bytes)", rec.ID, sum, n, rec.SHA256, rec.Size)
+	}
+	if err := w.Commit(); err != nil {
+		return callvault.Wrap(callvault.EUNAVAILABLE, err, "the re-encrypted recording could not be stored")
+	}
+	if err := move(ctx, newKey); err != nil {
+		if derr := a.Blobs.Delete(context.WithoutCancel(ctx), newKey); derr != nil {
+			a.log().Error("rewrap: could not remove the new blob; the sweeper will", "key", newKey, "err", derr)
+		}
+		return err
+	}
+	if err := a.Blobs.Delete(ctx, rec.BlobKey); err != nil {
+		a.log().Error("rewrap: could not remove the old blob; the sweeper will", "key", rec.BlobKey, "err", err)
+	}
+	return nil
 }

@@ -26,6 +26,7 @@ type Metadata struct {
 	EndedAt      *time.Time            `json:"ended_at,omitempty"`
 	Direction    string                `json:"direction,omitempty"`
 	Academy      string                `json:"academy,omitempty"`
+	Category     string                `json:"category,omitempty"` // slug; else matched from the numbers
 	Participants []MetadataParticipant `json:"participants,omitempty"`
 }
 
@@ -138,6 +139,9 @@ func (m *Metadata) Validate() error {
 	}
 	if err := checkText("academy", m.Academy, 64); err != nil {
 		return err
+	}
+	if m.Category != "" && !callvault.ValidSlug(m.Category) {
+		return callvault.Errorf(callvault.EINVALID, "category %q is not a category slug", m.Category)
 	}
 	if len(m.Participants) > maxParticipants {
 		return callvault.Errorf(callvault.EINVALID, "at most %d participants", maxParticipants)

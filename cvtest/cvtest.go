@@ -37,6 +37,9 @@ type Deployment struct {
 	Sources    *sqldb.SourceService
 	Grants     *sqldb.GrantService
 	Tokens     *sqldb.TokenService
+	Holds      *sqldb.HoldService
+	Retention  *sqldb.RetentionService
+	Purges     *sqldb.PurgeStore
 	Audit      *sqldb.AuditStore
 	Log        *audit.Log // the group-commit writer of the trail
 	// Sys is a context acting as the system (command line, jobs).
@@ -72,12 +75,15 @@ func New(t testing.TB) *Deployment {
 		Sources:    sqldb.NewSourceService(db),
 		Grants:     sqldb.NewGrantService(db),
 		Tokens:     sqldb.NewTokenService(db),
+		Holds:      sqldb.NewHoldService(db),
+		Retention:  sqldb.NewRetentionService(db),
+		Purges:     sqldb.NewPurgeStore(db),
 		Sys:        callvault.NewContextWithActor(context.Background(), callvault.SystemActor),
 	}
 	d.Audit = sqldb.NewAuditStore(db)
 	d.Log = audit.NewLog(d.Audit, audit.LogOptions{Logger: Quiet})
 	t.Cleanup(func() { d.Log.Close() })
-	d.Archive = &archive.Archive{Recordings: d.Recordings, Academies: d.Academies, Blobs: blobs, Vault: v, Logger: Quiet}
+	d.Archive = &archive.Archive{Recordings: d.Recordings, Academies: d.Academies, Blobs: blobs, Vault: v, Epochs: v, Logger: Quiet}
 	return d
 }
 

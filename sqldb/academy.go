@@ -30,7 +30,6 @@ const (
 )
 
 var (
-	slugRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,63}$`)
 	e164RE      = regexp.MustCompile(`^\+[0-9]{2,15}$`)
 	extensionRE = regexp.MustCompile(`^[0-9]{1,15}$`)
 )
@@ -39,7 +38,7 @@ var (
 // ECONFLICT if the slug exists; EINVALID for a bad slug, name or range, or a
 // range that overlaps another academy's (a number must map to one academy).
 func (s *AcademyService) CreateAcademy(ctx context.Context, a *callvault.Academy) error {
-	if !slugRE.MatchString(a.Slug) {
+	if !callvault.ValidSlug(a.Slug) {
 		return callvault.Errorf(callvault.EINVALID, "slug %q: use 2-64 lower-case letters, digits and '-'", a.Slug)
 	}
 	if err := validateAcademy(a); err != nil {

@@ -113,15 +113,18 @@ func createRecording(ctx context.Context, tx *dbTx, r *callvault.Recording) erro
 		}
 	}
 
+	if err := applyRetention(ctx, tx, r); err != nil {
+		return err
+	}
 	createdAt := tx.now.Truncate(time.Millisecond)
 	_, err = tx.exec(ctx, `INSERT INTO recordings (
 		id, academy_id, source_id, source_kind, source_ref, started_at, ended_at,
 		duration_ms, direction, format, codec, sample_rate, channels, data_offset,
-		data_size, size, sha256, blob_key, key_epoch, retain_until, state, created_at
-	) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		data_size, size, sha256, blob_key, key_epoch, retain_until, state, created_at, category
+	) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.AcademyID, sourceID, r.SourceKind, r.SourceRef, r.StartedAt.UnixMilli(), ms(r.EndedAt),
 		r.Duration.Milliseconds(), r.Direction, r.Format, r.Codec, r.SampleRate, r.Channels, r.DataOffset,
-		r.DataSize, r.Size, r.SHA256, r.BlobKey, r.KeyEpoch, ms(r.RetainUntil), r.State, createdAt.UnixMilli())
+		r.DataSize, r.Size, r.SHA256, r.BlobKey, r.KeyEpoch, ms(r.RetainUntil), r.State, createdAt.UnixMilli(), r.Category)
 	if isUnique(err) {
 		if strings.Contains(err.Error(), "blob_key") {
 			return callvault.Wrap(callvault.ECONFLICT, err, "another recording uses this blob key")
@@ -150,6 +153,9 @@ func createRecording(ctx context.Context, tx *dbTx, r *callvault.Recording) erro
 		}
 	}
 	r.Academy = slug
+	if err := holdNewRecording(ctx, tx, r); err != nil {
+		return err
+	}
 	r.CreatedAt = createdAt
 	return nil
 }
@@ -276,7 +282,7 @@ const grantedRecordings = `r.id IN (SELECT gr.recording_id FROM grants g CROSS J
 const recordingColumns = `r.id, r.academy_id, (SELECT a.slug FROM academies a WHERE a.id = r.academy_id), r.source_id, r.source_kind, r.source_ref,
 	r.started_at, r.ended_at, r.duration_ms, r.direction, r.format, r.codec, r.sample_rate,
 	r.channels, r.data_offset, r.data_size, r.size, r.sha256, r.blob_key, r.key_epoch,
-	r.retain_until, r.state, r.created_at`
+	r.retain_until, r.state, r.created_at, r.category`
 
 func queryRecordings(ctx context.Context, tx *dbTx, q string, args ...any) ([]*callvault.Recording, error) {
 	rows, err := tx.query(ctx, q, args...)
@@ -294,7 +300,7 @@ func queryRecordings(ctx context.Context, tx *dbTx, q string, args ...any) ([]*c
 		if err := rows.Scan(&r.ID, &r.AcademyID, &r.Academy, &sourceID, &r.SourceKind, &r.SourceRef,
 			msTime{&r.StartedAt}, msTime{&r.EndedAt}, &duration, &r.Direction, &r.Format, &r.Codec, &r.SampleRate,
 			&r.Channels, &r.DataOffset, &r.DataSize, &r.Size, &r.SHA256, &r.BlobKey, &r.KeyEpoch,
-			msTime{&r.RetainUntil}, &r.State, msTime{&r.CreatedAt}); err != nil {
+			msTime{&r.RetainUntil}, &r.State, msTime{&r.CreatedAt}, &r.Category); err != nil {
 			return nil, err
 		}
 		r.SourceID = sourceID.Int64

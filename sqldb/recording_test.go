@@ -80,7 +80,8 @@ func TestRecording_createAndFind(t *testing.T) {
 	_, err = s.FindRecordingBySourceRef(sysCtx(), 0, "1700000000.42")
 	wantCode(t, "FindRecordingBySourceRef(no source)", err, callvault.ENOTFOUND)
 
-	// Defaults: an id and the stored state; no source; no participants.
+	// Defaults: an id and the stored state; no source; no participants;
+	// retain-until from the trust default, whatever the caller set.
 	bare := newRecording(north.ID, 0, "upload.wav", started, "", "")
 	bare.ID, bare.State, bare.Participants, bare.EndedAt, bare.RetainUntil = "", "", nil, time.Time{}, time.Time{}
 	bare.BlobKey = "bare"
@@ -92,7 +93,7 @@ func TestRecording_createAndFind(t *testing.T) {
 	}
 	got, err = s.FindRecordingBySourceRef(sysCtx(), 0, "upload.wav")
 	if err != nil || got.ID != bare.ID || got.SourceID != 0 || len(got.Participants) != 0 ||
-		!got.EndedAt.IsZero() || !got.RetainUntil.IsZero() {
+		!got.EndedAt.IsZero() || !got.RetainUntil.Equal(callvault.RetainUntil(started, callvault.DefaultRetentionMonths)) {
 		t.Errorf("FindRecordingBySourceRef(0, upload.wav) = %+v, %v", got, err)
 	}
 }

@@ -115,7 +115,7 @@ func buildSearchAt(f callvault.RecordingFilter, scope callvault.Scope, now time.
 		drive   where
 		driving bool
 	)
-	number, suffix, err := parseNumber(f.Number)
+	number, suffix, err := callvault.ParseNumberQuery(f.Number)
 	if err != nil {
 		return nil, err
 	}
@@ -215,41 +215,6 @@ func buildSearchAt(f callvault.RecordingFilter, scope callvault.Scope, now time.
 		" ORDER BY r.started_at DESC, r.id DESC LIMIT ?"
 	q.pageArgs = append(append(append([]any{}, pd.args...), pw.args...), limit+1)
 	return q, nil
-}
-
-// parseNumber normalises a number search: everything but digits and a
-// leading '+' is dropped. A value starting with '+' is a full number, which
-// matches a participant number with exactly these digits; anything else is
-// trailing digits, with leading zeros dropped so that a
-// national ("01632 718387") or international ("0044...") form still matches
-// the stored E.164 number. Empty means no number filter.
-func parseNumber(s string) (number string, suffix bool, err error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", false, nil
-	}
-	full := strings.HasPrefix(s, "+")
-	digits := digitsOf(s)
-	if !full {
-		digits = strings.TrimLeft(digits, "0")
-	}
-	if digits == "" {
-		return "", false, callvault.Errorf(callvault.EINVALID, "number %q has no digits to search for", s)
-	}
-	if full {
-		return "+" + digits, false, nil
-	}
-	return digits, true, nil
-}
-
-// digitsOf returns the digits of s in order.
-func digitsOf(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= '0' && r <= '9' {
-			return r
-		}
-		return -1
-	}, s)
 }
 
 // prefixEnd returns the smallest digit string greater than every string

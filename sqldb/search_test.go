@@ -355,9 +355,9 @@ func TestParseNumber(t *testing.T) {
 		{"0", "", false, callvault.EINVALID},
 	}
 	for _, tt := range tests {
-		number, suffix, err := parseNumber(tt.in)
+		number, suffix, err := callvault.ParseNumberQuery(tt.in)
 		if callvault.ErrorCode(err) != tt.code || number != tt.number || suffix != tt.suffix {
-			t.Errorf("parseNumber(%q) = %q, %v, %v; want %q, %v, code %q", tt.in, number, suffix, err, tt.number, tt.suffix, tt.code)
+			t.Errorf("ParseNumberQuery(%q) = %q, %v, %v; want %q, %v, code %q", tt.in, number, suffix, err, tt.number, tt.suffix, tt.code)
 		}
 	}
 }

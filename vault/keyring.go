@@ -19,23 +19,20 @@ import (
 
 // Epoch states reported by Epochs.
 const (
-	EpochActive    = "active"
-	EpochDestroyed = "destroyed"
+	EpochActive    = callvault.KeyEpochActive
+	EpochClosing   = callvault.KeyEpochClosing
+	EpochDestroyed = callvault.KeyEpochDestroyed
 )
 
 // EpochInfo describes one key epoch in the keyring.
-type EpochInfo struct {
-	Epoch       string    // "2026-11"
-	State       string    // EpochActive or EpochDestroyed
-	CreatedAt   time.Time // when the key file was written; zero once destroyed
-	DestroyedAt time.Time // zero unless destroyed
-}
+type EpochInfo = callvault.KeyEpochInfo
 
 // Keyring files: EPOCH.key holds the wrapped epoch key, EPOCH.destroyed is
 // the tombstone that stops a shredded epoch from being created again.
 const (
 	keySuffix       = ".key"
 	tombstoneSuffix = ".destroyed"
+	closingSuffix   = ".closing"
 )
 
 // Wrapped epoch key file: magic, format version, XChaCha20-Poly1305 nonce,
@@ -52,19 +49,59 @@ func keyFileAD(epoch string) []byte {
 	return []byte(fmt.Sprintf("callvault/epoch-key/v%d\x00%s", keyFileVersion, epoch))
 }
 
-// validEpoch accepts "YYYY-MM" from 1970-01 to 9999-12.
+// validEpoch accepts "YYYY-MM" from 1970-01 to 9999-12, and the same month
+// with HoldEpochPrefix.
 func validEpoch(epoch string) error {
-	t, err := time.Parse("2006-01", epoch)
-	if err != nil || t.Format("2006-01") != epoch || t.Year() < 1970 {
-		return callvault.Errorf(callvault.EINVALID, "key epoch %q is not a month like 2026-11", epoch)
+	month := strings.TrimPrefix(epoch, callvault.HoldEpochPrefix)
+	t, err := time.Parse("2006-01", month)
+	if err != nil || t.Format("2006-01") != month || t.Year() < 1970 {
+		return callvault.Errorf(callvault.EINVALID, "key epoch %q is not a month like 2026-11 (or hold-2026-11)", epoch)
 	}
 	return nil
+}
+
+// EpochOpen reports whether new recordings may be encrypted under epoch:
+// it is neither closing nor destroyed. It reads the keyring each time, so a
+// change by another process is seen at once.
+func (v *Vault) EpochOpen(epoch string) (bool, error) {
+	if err := validEpoch(epoch); err != nil {
+		return false, err
+	}
+	for _, p := range []string{v.tombstonePath(epoch), v.closingPath(epoch)} {
+		if _, err := os.Stat(p); err == nil {
+			return false, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("vault: keyring: %w", err)
+		}
+	}
+	return true, nil
+}
+
+// CloseEpoch stops new encryptions under epoch (Encrypt refuses it with
+// ErrEpochDestroyed; decryption still works) and returns when it was first
+// closed. Retention closes an epoch when nothing uses it, and destroys it
+// only once it has been closed for longer than any ingest takes: an ingest
+// that chose the epoch before it closed has then either stored its row,
+// which stops the destruction, or failed.
+func (v *Vault) CloseEpoch(epoch string) (time.Time, error) {
+	if err := validEpoch(epoch); err != nil {
+		return time.Time{}, err
+	}
+	if _, err := durable.CreateExclusive(v.closingPath(epoch), []byte("callvault key epoch closing\n")); err != nil {
+		return time.Time{}, fmt.Errorf("vault: close key epoch %s: %w", epoch, err)
+	}
+	fi, err := os.Stat(v.closingPath(epoch))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("vault: close key epoch %s: %w", epoch, err)
+	}
+	return fi.ModTime(), nil
 }
 
 func (v *Vault) keyPath(epoch string) string { return filepath.Join(v.dir, epoch+keySuffix) }
 func (v *Vault) tombstonePath(epoch string) string {
 	return filepath.Join(v.dir, epoch+tombstoneSuffix)
 }
+func (v *Vault) closingPath(epoch string) string { return filepath.Join(v.dir, epoch+closingSuffix) }
 
 func destroyedError(epoch string) error {
 	return callvault.Wrap(callvault.ECONFLICT, ErrEpochDestroyed, fmt.Sprintf("key epoch %s destroyed", epoch))
@@ -84,6 +121,14 @@ func (v *Vault) epochKey(epoch string, create bool) ([]byte, error) {
 		delete(v.keys, epoch)
 		v.mu.Unlock()
 		return nil, destroyedError(epoch)
+	}
+
+	if create {
+		if _, err := os.Stat(v.closingPath(epoch)); err == nil {
+			return nil, callvault.Wrap(callvault.ECONFLICT, ErrEpochDestroyed, fmt.Sprintf("key epoch %s is closed to new recordings", epoch))
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("vault: keyring: %w", err)
+		}
 	}
 
 	v.mu.Lock()
@@ -225,10 +270,13 @@ func (v *Vault) Epochs() ([]EpochInfo, error) {
 	for _, de := range entries {
 		name := de.Name()
 		epoch, isKey := strings.CutSuffix(name, keySuffix)
+		isClosing := false
 		if !isKey {
 			var isTomb bool
 			if epoch, isTomb = strings.CutSuffix(name, tombstoneSuffix); !isTomb {
-				continue
+				if epoch, isClosing = strings.CutSuffix(name, closingSuffix); !isClosing {
+					continue
+				}
 			}
 		}
 		if validEpoch(epoch) != nil {
@@ -241,18 +289,24 @@ func (v *Vault) Epochs() ([]EpochInfo, error) {
 			return nil, fmt.Errorf("vault: keyring: %w", err)
 		}
 		e := info(epoch)
-		if isKey {
+		switch {
+		case isKey:
 			e.CreatedAt = fi.ModTime()
-		} else {
+		case isClosing:
+			e.ClosedAt = fi.ModTime()
+		default:
 			e.DestroyedAt = fi.ModTime()
 		}
 	}
 	out := make([]EpochInfo, 0, len(byEpoch))
 	for _, e := range byEpoch {
-		if !e.DestroyedAt.IsZero() {
+		switch {
+		case !e.DestroyedAt.IsZero():
 			// A key file next to a tombstone is a leftover of a crash during
 			// DestroyEpoch; it is never used.
-			e.State, e.CreatedAt = EpochDestroyed, time.Time{}
+			e.State, e.CreatedAt, e.ClosedAt = EpochDestroyed, time.Time{}, time.Time{}
+		case !e.ClosedAt.IsZero():
+			e.State = EpochClosing
 		}
 		out = append(out, *e)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
+	"github.com/callvault/callvault/diskspace"
 	"github.com/callvault/callvault/oidc"
 	"github.com/callvault/callvault/throttle"
 )
@@ -27,16 +28,21 @@ type Server struct {
 	Sources    callvault.SourceService
 	Grants     callvault.GrantService
 	Tokens     callvault.TokenService // personal API tokens
-	MFA        callvault.MFAService
-	Secrets    Sealer // seals TOTP secrets
-	Mailer     Mailer // break-glass alerts; nil when no relay is configured
-	Throttle   *throttle.Limiter
-	Auditor    callvault.Auditor    // writes the trail (group commit)
-	Audit      callvault.AuditStore // reads it
-	Pingers    []callvault.Pinger
-	Metrics    *Metrics
-	Logger     *slog.Logger
-	Now        callvault.Clock
+	Holds      callvault.HoldService
+	Retention  callvault.RetentionService
+	// Space reports free disk space for the status page and /metrics
+	// (diskspace.Monitor); nil when not monitored.
+	Space    interface{ Status() diskspace.Status }
+	MFA      callvault.MFAService
+	Secrets  Sealer // seals TOTP secrets
+	Mailer   Mailer // break-glass alerts; nil when no relay is configured
+	Throttle *throttle.Limiter
+	Auditor  callvault.Auditor    // writes the trail (group commit)
+	Audit    callvault.AuditStore // reads it
+	Pingers  []callvault.Pinger
+	Metrics  *Metrics
+	Logger   *slog.Logger
+	Now      callvault.Clock
 
 	// SecureCookies marks session cookies Secure. Leave it on everywhere
 	// but plain-HTTP development on loopback.

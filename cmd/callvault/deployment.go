@@ -60,6 +60,9 @@ type deployment struct {
 	sources    callvault.SourceService
 	grants     callvault.GrantService
 	tokens     callvault.TokenService
+	holds      *sqldb.HoldService
+	retention  *sqldb.RetentionService
+	purges     *sqldb.PurgeStore
 	mfa        callvault.MFAService
 	blobs      callvault.BlobStore
 	vault      *vault.Vault
@@ -121,12 +124,15 @@ func (d *deployFlags) open(ctx context.Context, e *env) (*deployment, error) {
 		sources:    sqldb.NewSourceService(db),
 		grants:     sqldb.NewGrantService(db),
 		tokens:     sqldb.NewTokenService(db),
+		holds:      sqldb.NewHoldService(db),
+		retention:  sqldb.NewRetentionService(db),
+		purges:     sqldb.NewPurgeStore(db),
 		mfa:        sqldb.NewUserService(db),
 		blobs:      blobs,
 		vault:      v,
 		kekCreated: created,
 	}
-	dep.archive = &archive.Archive{Recordings: dep.recordings, Academies: dep.academies, Blobs: blobs, Vault: v, Logger: e.logger}
+	dep.archive = &archive.Archive{Recordings: dep.recordings, Academies: dep.academies, Blobs: blobs, Vault: v, Epochs: v, Logger: e.logger}
 	dep.audit = sqldb.NewAuditStore(db)
 	dep.log = audit.NewLog(dep.audit, audit.LogOptions{Logger: e.logger})
 	dep.checkpointFile = filepath.Join(d.data, "audit-checkpoints.jsonl")

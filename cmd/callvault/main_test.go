@@ -34,7 +34,7 @@ func TestServeHelpDocumentsEveryOption(t *testing.T) {
 	if err == nil {
 		t.Fatal("serve --help returned no error (flag.ErrHelp expected)")
 	}
-	for _, want := range []string{"-config", "-data", "./callvault-data", "-db", "-blob", "-kek", "-http", "127.0.0.1:8080", "-demo", "-max-upload", "536870912", "-retention-months", "-cookie-secure", "-sweep-every", "-shutdown-grace"} {
+	for _, want := range []string{"-config", "-data", "./callvault-data", "-db", "-blob", "-kek", "-http", "127.0.0.1:8080", "-demo", "-max-upload", "536870912", "-cookie-secure", "-sweep-every", "-shutdown-grace"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("serve --help does not mention %q:\n%s", want, stderr)
 		}

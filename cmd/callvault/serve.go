@@ -29,7 +29,6 @@ type serveFlags struct {
 	http                string
 	demo                bool
 	maxUpload           int64
-	retentionMonths     int
 	cookieSecure        string
 	sweepEvery          time.Duration
 	shutdownGrace       time.Duration
@@ -46,7 +45,6 @@ func serveCmd(e *env) *ffcli.Command {
 	fs.StringVar(&f.http, "http", "127.0.0.1:8080", "address for the web UI and API")
 	fs.BoolVar(&f.demo, "demo", false, "seed two academies, one user per role and a few hundred recordings (first start only)")
 	fs.Int64Var(&f.maxUpload, "max-upload", 512<<20, "largest recording accepted, in bytes")
-	fs.IntVar(&f.retentionMonths, "retention-months", 12, "how long recordings are kept, in months from the start of the call")
 	fs.StringVar(&f.cookieSecure, "cookie-secure", "auto", "mark session cookies Secure: auto (unless --http is loopback), true or false")
 	fs.DurationVar(&f.sweepEvery, "sweep-every", time.Hour, "how often to reconcile blobs and rows (orphans older than this are removed)")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 30*time.Second, "how long to let requests finish on SIGINT/SIGTERM")
@@ -74,9 +72,6 @@ func serveCmd(e *env) *ffcli.Command {
 }
 
 func serve(ctx context.Context, e *env, f *serveFlags) error {
-	if f.retentionMonths < 1 {
-		return fmt.Errorf("--retention-months must be at least 1")
-	}
 	if f.auditRetentionYears < 1 {
 		return fmt.Errorf("--audit-retention-years must be at least 1")
 	}
@@ -92,7 +87,6 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 	}
 	defer dep.Close()
 	dep.archive.MaxSize = f.maxUpload
-	dep.archive.RetentionMonths = f.retentionMonths
 	if err := dep.ensureAdmin(ctx, e); err != nil {
 		return err
 	}
@@ -109,6 +103,8 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 		Sources:       dep.sources,
 		Grants:        dep.grants,
 		Tokens:        dep.tokens,
+		Holds:         dep.holds,
+		Retention:     dep.retention,
 		MFA:           dep.mfa,
 		Secrets:       dep.vault,
 		Auditor:       dep.log,
