@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/callvault/callvault"
@@ -138,11 +139,12 @@ func (p *Purger) resume(ctx context.Context) (int, error) {
 			return total, nil
 		}
 		ids := make([]string, len(qs))
+		keys := make([]string, len(qs))
 		for i, q := range qs {
-			if err := p.Blobs.Delete(ctx, q.BlobKey); err != nil {
-				return total, fmt.Errorf("retention: delete blob of %s: %w", q.ID, err)
-			}
-			ids[i] = q.ID
+			ids[i], keys[i] = q.ID, q.BlobKey
+		}
+		if _, err := p.deleteBlobs(ctx, keys); err != nil {
+			return total, fmt.Errorf("retention: finish an interrupted run: %w", err)
 		}
 		if err := p.Store.FinishPurge(ctx, ids); err != nil {
 			return total, err
@@ -182,17 +184,24 @@ func (p *Purger) purge(ctx context.Context, rep *Report, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("retention: write deletion receipts: %w", err)
 		}
+		keys := make([]string, len(queued))
+		for i, e := range queued {
+			keys[i] = e.BlobKey
+		}
+		ok, err := p.deleteBlobs(ctx, keys)
 		done := make([]string, 0, len(queued))
-		for _, e := range queued {
-			if err := p.Blobs.Delete(ctx, e.BlobKey); err != nil {
-				// The receipts are written and the rest stays queued: the
-				// next run finishes it.
-				if ferr := p.Store.FinishPurge(ctx, done); ferr != nil {
-					p.log().Error("retention: could not finish purged rows", "err", ferr)
-				}
-				return fmt.Errorf("retention: delete blob of %s (the next run finishes it): %w", e.ID, err)
+		for i, e := range queued {
+			if ok[i] {
+				done = append(done, e.ID)
 			}
-			done = append(done, e.ID)
+		}
+		if err != nil {
+			// The receipts are written and the rest stays queued: the
+			// next run finishes it.
+			if ferr := p.Store.FinishPurge(ctx, done); ferr != nil {
+				p.log().Error("retention: could not finish purged rows", "err", ferr)
+			}
+			return fmt.Errorf("retention: delete blobs (the next run finishes them): %w", err)
 		}
 		if err := p.Store.FinishPurge(ctx, done); err != nil {
 			return err
@@ -205,6 +214,41 @@ func (p *Purger) purge(ctx context.Context, rep *Report, opts Options) error {
 			}
 		}
 	}
+}
+
+// deleteWorkers delete blobs in parallel: each deletion waits for the
+// disk (the file store syncs the directory), and the waits overlap.
+const deleteWorkers = 8
+
+// deleteBlobs deletes keys concurrently and reports which were deleted;
+// err is the first failure. Deleting a missing blob is not a failure.
+func (p *Purger) deleteBlobs(ctx context.Context, keys []string) ([]bool, error) {
+	ok := make([]bool, len(keys))
+	errs := make([]error, len(keys))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(deleteWorkers, len(keys)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if errs[i] = p.Blobs.Delete(ctx, keys[i]); errs[i] == nil {
+					ok[i] = true
+				}
+			}
+		}()
+	}
+	for i := range keys {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return ok, fmt.Errorf("blob %s: %w", keys[i], err)
+		}
+	}
+	return ok, nil
 }
 
 // shred re-wraps, closes and destroys key epochs nothing needs any more.

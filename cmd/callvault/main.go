@@ -38,6 +38,14 @@ type env struct {
 	logger         *slog.Logger
 }
 
+// subcommands are callvault's commands, in the order --help lists them.
+func subcommands(e *env) []*ffcli.Command {
+	return []*ffcli.Command{
+		serveCmd(e), importCmd(e), userCmd(e), sourceCmd(e), academyCmd(e), auditCmd(e), tokenCmd(e),
+		retentionCmd(e), keysCmd(e), versionCmd(e),
+	}
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	e := &env{stdout: stdout, stderr: stderr,
 		logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
@@ -45,9 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Name:       "callvault",
 		ShortUsage: "callvault <subcommand> [flags]",
 		LongHelp:   "callvault records, stores, restricts and accounts for telephone calls.\nEvery subcommand takes --help.",
-		Subcommands: []*ffcli.Command{
-			serveCmd(e), importCmd(e), userCmd(e), sourceCmd(e), academyCmd(e), auditCmd(e), tokenCmd(e), versionCmd(e),
-		},
+		Subcommands: subcommands(e),
 		FlagSet: flag.NewFlagSet("callvault", flag.ContinueOnError),
 	}
 	root.Exec = usageOnly(root)

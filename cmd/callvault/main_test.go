@@ -167,7 +167,7 @@ func TestVersion(t *testing.T) {
 func TestEverySubcommandHasHelp(t *testing.T) {
 	var walk func(prefix []string, c *ffcli.Command)
 	e := &env{stdout: io.Discard, stderr: io.Discard}
-	root := &ffcli.Command{Subcommands: []*ffcli.Command{serveCmd(e), importCmd(e), userCmd(e), sourceCmd(e), academyCmd(e), auditCmd(e), tokenCmd(e), versionCmd(e)}}
+	root := &ffcli.Command{Subcommands: subcommands(e)}
 	n := 0
 	walk = func(prefix []string, c *ffcli.Command) {
 		for _, s := range c.Subcommands {
