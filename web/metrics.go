@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/callvault/callvault/diskspace"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -41,6 +43,24 @@ func NewMetrics() *Metrics {
 	m.Registry.MustRegister(m.Ingests, m.IngestBytes, m.IngestErrors, m.RequestDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchSpace exports the free-space monitor's last reading: free and total
+// bytes of the fullest watched filesystem, and its level (0 ok, 1 low, 2
+// critical: new recordings refused, 3 unknown: also refused).
+func (m *Metrics) watchSpace(space interface{ Status() diskspace.Status }) {
+	levels := map[diskspace.Level]float64{diskspace.LevelOK: 0, diskspace.LevelLow: 1, diskspace.LevelCritical: 2, diskspace.LevelUnknown: 3}
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "callvault_disk_free_bytes",
+			Help: "Free bytes on the fullest filesystem holding callvault's data."},
+			func() float64 { return float64(space.Status().Free) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "callvault_disk_total_bytes",
+			Help: "Size of the fullest filesystem holding callvault's data."},
+			func() float64 { return float64(space.Status().Total) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "callvault_disk_level",
+			Help: "Free-space level: 0 ok, 1 low (alerting), 2 critical (new recordings refused), 3 unknown (refused)."},
+			func() float64 { return levels[space.Status().Level] }),
+	)
 }
 
 // Ingested implements archive.Observer.

@@ -88,6 +88,9 @@ func (s *Server) Init() error {
 	if s.Metrics == nil {
 		s.Metrics = NewMetrics()
 	}
+	if s.Space != nil {
+		s.Metrics.watchSpace(s.Space)
+	}
 	v, err := loadViews()
 	if err != nil {
 		return err

@@ -72,7 +72,11 @@ type deployment struct {
 	signer     *audit.Signer
 	kekCreated bool
 
-	checkpointFile string // default place for signed checkpoints
+	checkpointFile string   // default place for signed checkpoints
+	dataDir        string   // --data
+	keyringDir     string   // DATA/keys
+	kekPath        string   // the key-encryption key file
+	storagePaths   []string // folders whose free space matters: data, blobs, database
 }
 
 func (d *deployFlags) open(ctx context.Context, e *env) (*deployment, error) {
@@ -131,6 +135,13 @@ func (d *deployFlags) open(ctx context.Context, e *env) (*deployment, error) {
 		blobs:      blobs,
 		vault:      v,
 		kekCreated: created,
+		dataDir:    d.data,
+		keyringDir: filepath.Join(d.data, "keys"),
+		kekPath:    kekPath,
+	}
+	dep.storagePaths = []string{d.data, dir}
+	if p, ok := strings.CutPrefix(dbURL, "sqlite:"); ok {
+		dep.storagePaths = append(dep.storagePaths, filepath.Dir(p))
 	}
 	dep.archive = &archive.Archive{Recordings: dep.recordings, Academies: dep.academies, Blobs: blobs, Vault: v, Epochs: v, Logger: e.logger}
 	dep.audit = sqldb.NewAuditStore(db)

@@ -50,11 +50,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	e := &env{stdout: stdout, stderr: stderr,
 		logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	root := &ffcli.Command{
-		Name:       "callvault",
-		ShortUsage: "callvault <subcommand> [flags]",
-		LongHelp:   "callvault records, stores, restricts and accounts for telephone calls.\nEvery subcommand takes --help.",
+		Name:        "callvault",
+		ShortUsage:  "callvault <subcommand> [flags]",
+		LongHelp:    "callvault records, stores, restricts and accounts for telephone calls.\nEvery subcommand takes --help.",
 		Subcommands: subcommands(e),
-		FlagSet: flag.NewFlagSet("callvault", flag.ContinueOnError),
+		FlagSet:     flag.NewFlagSet("callvault", flag.ContinueOnError),
 	}
 	root.Exec = usageOnly(root)
 	for _, c := range allCommands(root) {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -70,12 +71,7 @@ func retentionRunCmd(e *env) *ffcli.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", x.ID, x.Academy, x.RetainUntil.In(callvault.London).Format("2006-01-02 15:04"), x.Rule, x.SHA256)
 			}})
 			tw.Flush()
-			callvault.NoteAudit(ctx, func(ev *callvault.AuditEvent) {
-				ev.TargetType, ev.TargetID = "retention_run", rep.RunID
-				ev.Details = map[string]string{"dry_run": strconv.FormatBool(dry), "as_of": rep.AsOf.UTC().Format(time.RFC3339),
-					"purged": strconv.Itoa(rep.Purged), "resumed": strconv.Itoa(rep.Resumed), "bytes": strconv.FormatInt(rep.Bytes, 10),
-					"rewrapped": strconv.Itoa(rep.Rewrapped), "destroyed": fmt.Sprint(rep.Destroyed)}
-			})
+			noteRun(ctx, rep)
 			if asJSON {
 				enc.Encode(rep)
 			} else {
@@ -83,6 +79,16 @@ func retentionRunCmd(e *env) *ffcli.Command {
 			}
 			return userError(err)
 		},
+	})
+}
+
+// noteRun puts a run's report in its audit entry.
+func noteRun(ctx context.Context, rep retention.Report) {
+	callvault.NoteAudit(ctx, func(ev *callvault.AuditEvent) {
+		ev.TargetType, ev.TargetID = "retention_run", rep.RunID
+		ev.Details = map[string]string{"dry_run": strconv.FormatBool(rep.DryRun), "as_of": rep.AsOf.UTC().Format(time.RFC3339),
+			"purged": strconv.Itoa(rep.Purged), "resumed": strconv.Itoa(rep.Resumed), "bytes": strconv.FormatInt(rep.Bytes, 10),
+			"rewrapped": strconv.Itoa(rep.Rewrapped), "destroyed": strings.Join(rep.Destroyed, ",")}
 	})
 }
 

@@ -14,9 +14,11 @@ import (
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/archive"
+	"github.com/callvault/callvault/diskspace"
 	"github.com/callvault/callvault/mail"
 	"github.com/callvault/callvault/notify"
 	"github.com/callvault/callvault/oidc"
+	"github.com/callvault/callvault/retention"
 	"github.com/callvault/callvault/web"
 )
 
@@ -31,6 +33,8 @@ type serveFlags struct {
 	maxUpload           int64
 	cookieSecure        string
 	sweepEvery          time.Duration
+	retentionEvery      time.Duration
+	diskWarn, diskFloor diskspace.Threshold
 	shutdownGrace       time.Duration
 	// OpenID Connect
 	oidcIssuer, oidcClientID, oidcClientSecret, oidcName, publicURL string
@@ -47,6 +51,11 @@ func serveCmd(e *env) *ffcli.Command {
 	fs.Int64Var(&f.maxUpload, "max-upload", 512<<20, "largest recording accepted, in bytes")
 	fs.StringVar(&f.cookieSecure, "cookie-secure", "auto", "mark session cookies Secure: auto (unless --http is loopback), true or false")
 	fs.DurationVar(&f.sweepEvery, "sweep-every", time.Hour, "how often to reconcile blobs and rows (orphans older than this are removed)")
+	fs.DurationVar(&f.retentionEvery, "retention-every", 24*time.Hour, "how often to delete recordings past their retention date (callvault retention run); at least 1h")
+	f.diskWarn, _ = diskspace.ParseThreshold("10%")
+	f.diskFloor, _ = diskspace.ParseThreshold("2%")
+	fs.Var(&f.diskWarn, "disk-warn", "alert admins (log, metric, e-mail) when free space on the data, blob or database filesystem falls to this: a percentage (10%) or a size (20GB)")
+	fs.Var(&f.diskFloor, "disk-floor", "refuse new recordings (503; sources keep and retry them) when free space falls to this; nothing is ever deleted to make room")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 30*time.Second, "how long to let requests finish on SIGINT/SIGTERM")
 	f.cp.register(fs)
 	// OpenID Connect
@@ -75,6 +84,9 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 	if f.auditRetentionYears < 1 {
 		return fmt.Errorf("--audit-retention-years must be at least 1")
 	}
+	if f.retentionEvery < time.Hour {
+		return fmt.Errorf("--retention-every must be at least an hour")
+	}
 	if f.checkpointEvery < time.Minute {
 		return fmt.Errorf("--checkpoint-every must be at least a minute")
 	}
@@ -87,6 +99,12 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 	}
 	defer dep.Close()
 	dep.archive.MaxSize = f.maxUpload
+	space := &diskspace.Monitor{Paths: dep.storagePaths, Warn: f.diskWarn, Floor: f.diskFloor, Logger: e.logger}
+	if err := space.Validate(); err != nil {
+		return fmt.Errorf("--disk-warn/--disk-floor: %w", err)
+	}
+	space.Check(ctx)
+	dep.archive.Space = space
 	if err := dep.ensureAdmin(ctx, e); err != nil {
 		return err
 	}
@@ -105,6 +123,7 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 		Tokens:        dep.tokens,
 		Holds:         dep.holds,
 		Retention:     dep.retention,
+		Space:         space,
 		MFA:           dep.mfa,
 		Secrets:       dep.vault,
 		Auditor:       dep.log,
@@ -161,6 +180,9 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 		}()
 	}
 	go sweepLoop(ctx, e, dep, f.sweepEvery, f.auditRetentionYears)
+	go retentionLoop(ctx, e, dep, f.retentionEvery)
+	space.Alert = func(ctx context.Context, s diskspace.Status) { spaceAlert(ctx, e, dep, sender, s) }
+	go space.Run(ctx, time.Minute)
 	cp, err := f.cp.checkpointer(e, dep)
 	if err != nil {
 		return err
@@ -224,6 +246,92 @@ func sweepLoop(ctx context.Context, e *env, dep *deployment, every time.Duration
 		case <-t.C:
 		}
 	}
+}
+
+// retentionLoop purges expired recordings a minute after start and then
+// every interval, as one audited action per run.
+func retentionLoop(ctx context.Context, e *env, dep *deployment, every time.Duration) {
+	ctx = callvault.NewContextWithActor(ctx, &callvault.Actor{System: true, Name: "retention"})
+	purger := dep.purger(e)
+	wait := time.Minute
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = every
+		err := dep.audited(ctx, callvault.AuditEvent{Action: "retention.run"}, func(ctx context.Context) error {
+			rep, err := purger.Run(ctx, retention.Options{})
+			noteRun(ctx, rep)
+			if rep.Purged > 0 || rep.Resumed > 0 || len(rep.Destroyed) > 0 {
+				e.logger.Info("retention: "+rep.Summary(), "run", rep.RunID)
+			}
+			return err
+		})
+		if err != nil {
+			e.logger.Error("retention run failed; the next run resumes it", "err", err)
+		}
+	}
+}
+
+// spaceAlert logs a change of free-space level in the audit trail and
+// e-mails the administrators who have an address.
+func spaceAlert(ctx context.Context, e *env, dep *deployment, sender *mail.Sender, s diskspace.Status) {
+	ctx = callvault.NewContextWithActor(ctx, &callvault.Actor{System: true, Name: "diskspace"})
+	ev := &callvault.AuditEvent{Action: "storage.space", TargetType: "filesystem", TargetID: s.Path, Outcome: callvault.OutcomeAllowed,
+		Details: map[string]string{"level": string(s.Level), "free_bytes": strconv.FormatUint(s.Free, 10),
+			"total_bytes": strconv.FormatUint(s.Total, 10), "floor_bytes": strconv.FormatUint(s.Floor, 10)}}
+	ev.SetActor(callvault.ActorFromContext(ctx))
+	if err := dep.log.Record(ctx, ev); err != nil {
+		e.logger.Error("could not record the free-space alert", "err", err)
+	}
+	if sender == nil {
+		return
+	}
+	users, err := dep.users.FindUsers(ctx)
+	if err != nil {
+		e.logger.Error("free-space alert: cannot list admins", "err", err)
+		return
+	}
+	var to []string
+	for _, u := range users {
+		if u.Role == callvault.RoleAdmin && !u.Disabled && u.Email != "" {
+			to = append(to, u.Email)
+		}
+	}
+	if len(to) == 0 {
+		return
+	}
+	subject := "callvault: storage is " + string(s.Level)
+	var body string
+	switch s.Level {
+	case diskspace.LevelOK:
+		body = fmt.Sprintf("Free space on %s is back above the warning level: %s free of %s.\n", s.Path, humanBytes(s.Free), humanBytes(s.Total))
+	case diskspace.LevelLow:
+		body = fmt.Sprintf("Free space on %s is low: %s free of %s. Below %s callvault refuses new recordings (the phone system keeps and retries them).\nAdd storage or move old backups; callvault never deletes recordings to make room.\n",
+			s.Path, humanBytes(s.Free), humanBytes(s.Total), humanBytes(s.Floor))
+	case diskspace.LevelCritical:
+		body = fmt.Sprintf("Free space on %s is %s, at or below the floor of %s: callvault is REFUSING NEW RECORDINGS.\nAdd storage now. callvault never deletes recordings to make room.\n", s.Path, humanBytes(s.Free), humanBytes(s.Floor))
+	default:
+		body = fmt.Sprintf("callvault cannot measure free space on %s (%s): it refuses new recordings until it can.\n", s.Path, s.Err)
+	}
+	if err := sender.Send(ctx, to, subject, body); err != nil {
+		e.logger.Error("free-space alert: e-mail failed", "err", err)
+	}
+}
+
+func humanBytes(n uint64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
 
 func cookieSecure(mode, addr string) (bool, error) {
