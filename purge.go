@@ -71,6 +71,10 @@ type PurgeStore interface {
 	// HeldInEpoch lists the recordings of epoch (all of which must be held,
 	// or past retain-until and held) for re-wrapping.
 	HeldInEpoch(ctx context.Context, epoch string) ([]*Recording, error)
+	// QueueEpoch queues every recording of epoch, whatever its date or
+	// holds, with a receipt each giving why: for a restored backup whose
+	// recordings' key was destroyed since, which can never be read again.
+	QueueEpoch(ctx context.Context, runID, epoch, why string) ([]*Expired, error)
 	// MoveRecording points a recording at a new blob and key epoch after
 	// its audio was re-encrypted there, if it still has oldKey. ECONFLICT
 	// when it does not.

@@ -88,7 +88,11 @@ type Report struct {
 	Bytes     int64     `json:"bytes"`
 	Rewrapped int       `json:"rewrapped"`
 	Closed    []string  `json:"closed,omitempty"`    // epochs closed to new recordings
-	Destroyed []string  `json:"destroyed,omitempty"` // epochs crypto-shredded
+	Destroyed []string  `json:"destroyed,omitempty"` // epochs crypto-shredded (ForgetShredded: found destroyed)
+
+	// MissingKeys (ForgetShredded) are epochs recordings use that the
+	// keyring has no key for at all.
+	MissingKeys []string `json:"missing_keys,omitempty"`
 }
 
 // Run purges and shreds as of opts.AsOf; see the package comment.
