@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	"notify":        nil,
 	"diskspace":     nil,
 	"retention":     nil,
+	"backup":        {"blob", "durable", "sqldb"}, // works on a deployment's files: database copy, blob copy
 	"cmd/callvault": {"*"},
 	"cvtest":        {"*"},
 	"e2e":           {"*"},

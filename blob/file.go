@@ -101,14 +101,41 @@ func (s *FileStore) Open(ctx context.Context, key string) (callvault.Blob, error
 // error. Delete also accepts the ".tmp/NAME" keys that Walk reports for
 // temporary blobs, so a sweeper can remove abandoned writes.
 func (s *FileStore) Delete(ctx context.Context, key string) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	return s.DeleteMany(ctx, []string{key})
+}
+
+// DeleteMany removes keys, then makes the removals durable with one sync
+// per directory instead of one per blob (retention deletes thousands at a
+// time). Missing keys are not an error. On an error some keys may be gone.
+func (s *FileStore) DeleteMany(ctx context.Context, keys []string) error {
+	dirs := map[string]bool{}
+	for _, key := range keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p, err := s.removeBlob(key)
+		if err != nil {
+			return err
+		}
+		if p != "" {
+			dirs[filepath.Dir(p)] = true
+		}
 	}
+	for dir := range dirs {
+		if err := durable.SyncDir(dir); err != nil {
+			return fmt.Errorf("blob: delete: %w", err)
+		}
+	}
+	return nil
+}
+
+// removeBlob unlinks key's file and returns its path ("" if there was none).
+func (s *FileStore) removeBlob(key string) (string, error) {
 	var p string
 	if name, ok := tempName(key); ok {
 		p = filepath.Join(s.tmp, name)
 	} else if err := validKey(key); err != nil {
-		return err
+		return "", err
 	} else {
 		p = s.path(key)
 	}
@@ -116,19 +143,16 @@ func (s *FileStore) Delete(ctx context.Context, key string) error {
 	// share a prefix of other keys.
 	fi, err := os.Lstat(p)
 	if isNotFound(err) {
-		return nil
+		return "", nil
 	} else if err != nil {
-		return fmt.Errorf("blob: delete %q: %w", key, err)
+		return "", fmt.Errorf("blob: delete %q: %w", key, err)
 	} else if !fi.Mode().IsRegular() {
-		return nil
+		return "", nil
 	}
 	if err := os.Remove(p); err != nil && !isNotFound(err) {
-		return fmt.Errorf("blob: delete %q: %w", key, err)
+		return "", fmt.Errorf("blob: delete %q: %w", key, err)
 	}
-	if err := durable.SyncDir(filepath.Dir(p)); err != nil {
-		return fmt.Errorf("blob: delete %q: %w", key, err)
-	}
-	return nil
+	return p, nil
 }
 
 // Walk calls fn for every committed blob in byte order of its key, then for

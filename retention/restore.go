@@ -3,6 +3,7 @@ package retention
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/callvault/callvault"
 )
@@ -11,19 +12,20 @@ import (
 // from a restored backup because its key epoch had been destroyed.
 const WhyRestoredShredded = "restored from a backup taken before its month's key was destroyed"
 
-// ForgetShredded removes the recordings of every destroyed key epoch, with a
+// forgetShredded removes the recordings of every destroyed key epoch, with a
 // receipt each: after a backup taken before a purge is restored, the purged
 // recordings are reported as purged and never brought back (their audio
 // cannot be decrypted anyway). Epochs that have recordings but no key at all
 // are reported in Report.MissingKeys and left alone: the keyring may simply
 // not be restored yet.
-func (p *Purger) ForgetShredded(ctx context.Context) (Report, error) {
-	now := p.now()
-	rep := Report{RunID: newRunID(now), AsOf: now}
-	ctx = callvault.NewContextWithActor(ctx, &callvault.Actor{System: true, Name: "restore:" + rep.RunID})
+//
+// Every real Run does this first; after a restore nothing else is needed.
+// In normal operation there is nothing to do: an epoch is destroyed only
+// once no recording uses it.
+func (p *Purger) forgetShredded(ctx context.Context, rep *Report, now time.Time) error {
 	epochs, err := p.Keys.Epochs()
 	if err != nil {
-		return rep, err
+		return err
 	}
 	state := map[string]string{}
 	for _, e := range epochs {
@@ -31,7 +33,7 @@ func (p *Purger) ForgetShredded(ctx context.Context) (Report, error) {
 	}
 	usage, err := p.Store.EpochUsage(ctx, now)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	for _, u := range usage {
 		switch state[u.Epoch] {
@@ -44,16 +46,15 @@ func (p *Purger) ForgetShredded(ctx context.Context) (Report, error) {
 		}
 		queued, err := p.Store.QueueEpoch(ctx, rep.RunID, u.Epoch, WhyRestoredShredded)
 		if err != nil {
-			return rep, fmt.Errorf("retention: write receipts for key epoch %s: %w", u.Epoch, err)
+			return fmt.Errorf("retention: write receipts for key epoch %s: %w", u.Epoch, err)
 		}
 		if _, err := p.resume(ctx); err != nil {
-			return rep, err
+			return err
 		}
-		for _, e := range queued {
-			rep.Purged++
-			rep.Bytes += e.Size
-		}
-		rep.Destroyed = append(rep.Destroyed, u.Epoch)
+		rep.Forgotten += len(queued)
+		rep.ForgottenEpochs = append(rep.ForgottenEpochs, u.Epoch)
+		p.log().Warn("retention: removed restored recordings whose key epoch was destroyed; they are reported as purged",
+			"epoch", u.Epoch, "count", len(queued), "run", rep.RunID)
 	}
-	return rep, nil
+	return nil
 }

@@ -6,7 +6,9 @@
 //
 //  1. Resume: recordings queued by an earlier run that was killed have their
 //     blobs and rows deleted. Their receipts were written when they were
-//     queued.
+//     queued. Recordings whose key epoch is destroyed (only possible after
+//     a backup taken before the destruction is restored) are removed with
+//     a receipt each: a restore never brings purged months back.
 //  2. Purge: recordings past retain-until with no active hold are taken in
 //     batches. For each batch one transaction redacts earlier audit entries
 //     about them, writes one deletion receipt each (recording id, SHA-256,
@@ -88,10 +90,14 @@ type Report struct {
 	Bytes     int64     `json:"bytes"`
 	Rewrapped int       `json:"rewrapped"`
 	Closed    []string  `json:"closed,omitempty"`    // epochs closed to new recordings
-	Destroyed []string  `json:"destroyed,omitempty"` // epochs crypto-shredded (ForgetShredded: found destroyed)
+	Destroyed []string  `json:"destroyed,omitempty"` // epochs crypto-shredded
 
-	// MissingKeys (ForgetShredded) are epochs recordings use that the
-	// keyring has no key for at all.
+	// Forgotten recordings were restored from a backup although their key
+	// epoch had been destroyed since: removed with a receipt each.
+	Forgotten       int      `json:"forgotten,omitempty"`
+	ForgottenEpochs []string `json:"forgotten_epochs,omitempty"`
+	// MissingKeys are epochs recordings use that the keyring has no key
+	// for at all (keys not restored yet?): nothing is done about them.
 	MissingKeys []string `json:"missing_keys,omitempty"`
 }
 
@@ -110,6 +116,9 @@ func (p *Purger) Run(ctx context.Context, opts Options) (Report, error) {
 		n, err := p.resume(ctx)
 		rep.Resumed = n
 		if err != nil {
+			return rep, err
+		}
+		if err := p.forgetShredded(ctx, &rep, now); err != nil {
 			return rep, err
 		}
 	}
@@ -224,10 +233,25 @@ func (p *Purger) purge(ctx context.Context, rep *Report, opts Options) error {
 // disk (the file store syncs the directory), and the waits overlap.
 const deleteWorkers = 8
 
-// deleteBlobs deletes keys concurrently and reports which were deleted;
-// err is the first failure. Deleting a missing blob is not a failure.
+// manyDeleter is a blob store that deletes a batch at once with one sync
+// per directory (blob.FileStore).
+type manyDeleter interface {
+	DeleteMany(ctx context.Context, keys []string) error
+}
+
+// deleteBlobs deletes keys and reports which were deleted; err is the first
+// failure. Deleting a missing blob is not a failure.
 func (p *Purger) deleteBlobs(ctx context.Context, keys []string) ([]bool, error) {
 	ok := make([]bool, len(keys))
+	if md, isMany := p.Blobs.(manyDeleter); isMany {
+		if err := md.DeleteMany(ctx, keys); err != nil {
+			return ok, err // the next run deletes them all again
+		}
+		for i := range ok {
+			ok[i] = true
+		}
+		return ok, nil
+	}
 	errs := make([]error, len(keys))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -435,6 +459,12 @@ func (r Report) Summary() string {
 	}
 	if len(r.Destroyed) > 0 {
 		s += "; destroyed key epochs " + strings.Join(r.Destroyed, ", ")
+	}
+	if r.Forgotten > 0 {
+		s += fmt.Sprintf("; removed %d restored recordings of destroyed key epochs %s", r.Forgotten, strings.Join(r.ForgottenEpochs, ", "))
+	}
+	if len(r.MissingKeys) > 0 {
+		s += "; NO KEY for epochs " + strings.Join(r.MissingKeys, ", ")
 	}
 	return s
 }
