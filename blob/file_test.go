@@ -207,3 +207,33 @@ func FuzzKey(f *testing.F) {
 		}
 	})
 }
+
+// DeleteMany removes every key it is given, in any folder, ignores missing
+// ones, refuses a bad key and never removes a folder.
+func TestFileStoreDeleteMany(t *testing.T) {
+	s := newFileStore(t)
+	ctx := context.Background()
+	keys := []string{"recordings/2025-10/a.age", "recordings/2025-10/b.age", "recordings/2025-11/c.age", "keep/d.age"}
+	for _, k := range keys {
+		w, err := s.Create(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(k))
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteMany(ctx, []string{keys[0], keys[1], keys[2], "recordings/2025-10/missing.age", "recordings/2025-10"}); err != nil {
+		t.Fatalf("DeleteMany: %v", err)
+	}
+	for i, k := range keys {
+		_, err := s.Open(ctx, k)
+		if gone := callvault.ErrorCode(err) == callvault.ENOTFOUND; gone != (i < 3) {
+			t.Errorf("after DeleteMany, %s gone = %v", k, gone)
+		}
+	}
+	if err := s.DeleteMany(ctx, []string{"../escape"}); callvault.ErrorCode(err) != callvault.EINVALID {
+		t.Errorf("DeleteMany(../escape) = %v, want EINVALID", err)
+	}
+}
