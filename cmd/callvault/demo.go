@@ -114,7 +114,25 @@ func seedDemo(ctx context.Context, e *env, dep *deployment) error {
 		}
 	}
 	e.logger.Info("demo recordings seeded", "count", demoRecordings, "took", time.Since(start).Round(time.Millisecond))
-	return demoGrant(ctx, dep, users)
+	if err := demoGrant(ctx, dep, users); err != nil {
+		return err
+	}
+	return demoHold(ctx, dep, users)
+}
+
+// demoHold has the DPO place a legal hold for a complaint: every call with
+// one parent's number, now and later, is kept past its retention date.
+func demoHold(ctx context.Context, dep *deployment, users map[string]*callvault.User) error {
+	dpo := users["dpo"]
+	if dpo == nil {
+		return nil
+	}
+	h := &callvault.Hold{Reason: callvault.HoldComplaint, Title: "Complaint about attendance calls, Oakfield Year 4",
+		Reference: "COMP-2026-014", ReviewAt: time.Now().AddDate(0, 3, 0),
+		Filter: &callvault.HoldFilter{Number: "+447700900100"}}
+	return dep.audited(callvault.NewContextWithActor(ctx, &callvault.Actor{User: dpo}),
+		callvault.AuditEvent{Action: "hold.create", Details: map[string]string{"why": "demo"}},
+		func(ctx context.Context) error { return dep.holds.CreateHold(ctx, h, nil) })
 }
 
 // enrolDemoMFA gives a demo account a TOTP secret nobody knows and three
