@@ -1,7 +1,8 @@
 // Package e2e drives the real callvault binary with headless Chromium: sign
-// in, replace the one-time password, search, open a recording, play and seek,
-// and run axe-core on every page (WCAG 2.2 AA; serious or critical findings
-// fail the test).
+// in, replace the one-time password, search, open a recording, change
+// retention through its preview, place a legal hold, play and seek, and run
+// axe-core on every page (WCAG 2.2 AA; serious or critical findings fail the
+// test).
 package e2e
 
 import (
@@ -117,6 +118,13 @@ func startServer(t *testing.T) *server {
 // server runs.
 func (s *server) importCall(t *testing.T, ref string, d time.Duration) {
 	t.Helper()
+	s.importCallAt(t, ref, time.Date(2026, 11, 20, 10, 15, 0, 0, time.UTC), "020 7183 8750", d)
+}
+
+// importCallAt imports a call that started at started, from number to
+// extension 2001.
+func (s *server) importCallAt(t *testing.T, ref string, started time.Time, number string, d time.Duration) {
+	t.Helper()
 	left, right := audio.Conversation(42, d, 8000)
 	var b bytes.Buffer
 	if err := audio.WriteWAV(&b, "ulaw", 8000, left, right); err != nil {
@@ -126,7 +134,8 @@ func (s *server) importCall(t *testing.T, ref string, d time.Duration) {
 	if err := os.WriteFile(f, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	meta := fmt.Sprintf(`{"source_ref":%q,"started_at":"2026-11-20T10:15:00Z","direction":"inbound","participants":[{"number":"020 7183 8750","name":"A parent","side":"external"},{"extension":"2001","name":"Reception","side":"staff"}]}`, ref)
+	meta := fmt.Sprintf(`{"source_ref":%q,"started_at":%q,"direction":"inbound","participants":[{"number":%q,"name":"A parent","side":"external"},{"extension":"2001","name":"Reception","side":"staff"}]}`,
+		ref, started.UTC().Format(time.RFC3339), number)
 	out, err := exec.Command(s.bin, "import", "--data", s.data, "--meta", meta, f).CombinedOutput()
 	if err != nil {
 		t.Fatalf("callvault import: %v\n%s", err, out)
@@ -183,6 +192,8 @@ func TestBrowserJourney(t *testing.T) {
 		t.Fatalf("academy add: %v\n%s", err, out)
 	}
 	s.importCall(t, "e2e-call-1", 8*time.Second)
+	// A call from almost a year ago: under the 12-month default it is deleted in five days.
+	s.importCallAt(t, "e2e-call-due", time.Now().AddDate(-1, 0, 5), "020 7946 0321", 2*time.Second)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
@@ -261,6 +272,18 @@ func TestBrowserJourney(t *testing.T) {
 		}
 		step("continue "+login, chromedp.Click(chromedp.CSS("main a.button")), waitJS(`document.readyState === "complete" && !location.pathname.startsWith("/mfa")`))
 	}
+	// tabTo presses Tab until the element matching sel has the focus, as a
+	// keyboard user would, and fails if it never gets there.
+	tabTo := func(name, sel string) {
+		t.Helper()
+		for range 80 {
+			if ok, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`!!document.activeElement && document.activeElement.matches(%q)`, sel))); ok {
+				return
+			}
+			step(name+": Tab", chromedp.KeyEvent("\t"))
+		}
+		t.Fatalf("%s: %s cannot be reached with the Tab key", name, sel)
+	}
 	signOut := func() {
 		t.Helper()
 		step("sign out", chromedp.Navigate(s.url+"/grants"), chromedp.Click(chromedp.CSS("form.signout button")), chromedp.WaitVisible(chromedp.CSS("#login")))
@@ -330,6 +353,41 @@ func TestBrowserJourney(t *testing.T) {
 	)
 	step("edit academy", chromedp.Navigate(s.url+"/academies/riverside/edit"), chromedp.WaitVisible(chromedp.CSS("#name")))
 	axe("academy edit")
+	// Retention, as an administrator: what is due, then a rule changed
+	// through its preview, confirmed from the keyboard.
+	step("upcoming deletions", chromedp.Navigate(s.url+"/retention/upcoming"), chromedp.WaitVisible(chromedp.CSS("#upcoming-total")))
+	if got := text("#upcoming-total"); !strings.Contains(got, "1 recording will be deleted") {
+		t.Errorf("upcoming deletions say %q, want the call due in five days", got)
+	}
+	axe("upcoming deletions")
+	step("retention", chromedp.Navigate(s.url+"/retention"), chromedp.WaitVisible(chromedp.CSS("#months")))
+	if got := text("main table"); !strings.Contains(got, "Trust default") || !strings.Contains(got, "12 months") {
+		t.Errorf("retention rules:\n%s", got)
+	}
+	axe("retention")
+	// A value out of range (the browser's own check bypassed, as a script
+	// would) is refused at its field.
+	step("retention error",
+		chromedp.SetValue(chromedp.CSS("#months"), "0"),
+		chromedp.Submit(chromedp.CSS("#months")),
+		chromedp.WaitVisible(chromedp.CSS("#months-error")),
+	)
+	axe("retention with an error")
+	step("retention preview",
+		chromedp.SetValue(chromedp.CSS("#academy"), "oakfield"),
+		chromedp.SetValue(chromedp.CSS("#months"), "24"),
+		chromedp.Submit(chromedp.CSS("#months")),
+		chromedp.WaitVisible(chromedp.CSS("#impact")),
+	)
+	if got := text("#impact-moves"); !strings.Contains(got, "2 recordings' deletion dates: 0 earlier, 2 later") {
+		t.Errorf("preview says %q", got)
+	}
+	axe("retention preview")
+	tabTo("retention preview", "#confirm")
+	step("confirm by keyboard", chromedp.KeyEvent("\r"), waitJS(`location.search.includes("saved=rule") && document.readyState === "complete"`))
+	if got := text("main"); !strings.Contains(got, "2 recordings' deletion dates moved") || !strings.Contains(got, "24 months") {
+		t.Errorf("after confirming, the retention page says:\n%s", got)
+	}
 	step("not found", chromedp.Navigate(s.url+"/recordings/00000000-0000-0000-0000-000000000000"), chromedp.WaitVisible(chromedp.CSS("main")))
 	axe("error page")
 	signOut()
@@ -374,6 +432,36 @@ func TestBrowserJourney(t *testing.T) {
 		waitJS(`document.readyState === "complete" && !!document.querySelector("#request-state") && document.querySelector("#request-state").textContent.includes("approved")`),
 	)
 	approvedAt := time.Now()
+	// The CEO places a legal hold on the call from its page.
+	step("hold form",
+		chromedp.Navigate(recURL),
+		chromedp.Click(chromedp.CSS(`a[href^="/holds/new"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#title")),
+	)
+	axe("hold form")
+	step("place hold",
+		chromedp.SetValue(chromedp.CSS("#reason"), "complaint"),
+		chromedp.SendKeys(chromedp.CSS("#title"), "A parent's complaint about this call"),
+		chromedp.SendKeys(chromedp.CSS("#reference"), "C-2026-17"),
+		chromedp.Submit(chromedp.CSS("#title")),
+		chromedp.WaitVisible(chromedp.CSS("#hold-state")),
+	)
+	if got := text("#held-count"); !strings.Contains(got, "keeps 1 recording") {
+		t.Errorf("new hold: %q", got)
+	}
+	axe("hold")
+	step("holds", chromedp.Navigate(s.url+"/holds"), chromedp.WaitVisible(chromedp.CSS("#holds-count")))
+	if got := text("#holds-count"); !strings.Contains(got, "1 active hold") {
+		t.Errorf("holds list: %q", got)
+	}
+	axe("holds")
+	tabTo("holds", `main table a[href^="/holds/"]`)
+	step("open hold by keyboard", chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.CSS("#release-h")))
+	step("recording with a hold", chromedp.Navigate(recURL), chromedp.WaitVisible(chromedp.CSS("#retention-h")))
+	if got := text("#recording-holds"); !strings.Contains(got, "A parent's complaint about this call") {
+		t.Errorf("the recording's page does not name its hold: %q", got)
+	}
+	axe("recording with a hold")
 	step("grants", chromedp.Navigate(s.url+"/grants"), chromedp.WaitVisible(chromedp.CSS("main table")))
 	if g := text("main table"); !strings.Contains(g, "listener1") || !strings.Contains(g, "left") {
 		t.Errorf("grants list:\n%s", g)

@@ -34,7 +34,32 @@ func routeRequests(h *harness, id string) map[string]request {
 	gid := strconv.FormatInt(h.grant("listener2", time.Hour, id).ID, 10)
 	bg := strconv.FormatInt(h.breakGlass("dpo", id).ID, 10)
 	h.softPasskey("principal2") // Passkeys: one to sign in with
+	// Retention and legal holds: an override to remove, holds to view and release.
+	if _, err := h.d.Retention.SetRetentionRule(h.as("dpo"), &callvault.RetentionRule{AcademyID: h.academy["riverside"].ID, Months: 36}); err != nil {
+		h.t.Fatal(err)
+	}
+	holdID := func() string { return strconv.FormatInt(h.hold("dpo", "oakfield", id).ID, 10) }
+	review := time.Now().AddDate(0, 0, 60).Format(time.DateOnly)
 	return map[string]request{
+		"GET /retention":                  {as: "principal", method: "GET", path: "/retention"},
+		"POST /retention/preview":         {as: "admin", method: "POST", path: "/retention/preview", form: url.Values{"op": {"set"}, "academy": {"oakfield"}, "months": {"24"}}},
+		"POST /retention":                 {as: "dpo", method: "POST", path: "/retention", form: url.Values{"academy": {"oakfield"}, "months": {"24"}}},
+		"POST /retention/remove":          {as: "admin", method: "POST", path: "/retention/remove", form: url.Values{"academy": {"riverside"}}},
+		"POST /retention/categories":      {as: "admin", method: "POST", path: "/retention/categories", form: url.Values{"slug": {"safeguarding"}, "name": {"Safeguarding line"}, "extensions": {"2050-2059"}}},
+		"GET /retention/upcoming":         {as: "principal", method: "GET", path: "/retention/upcoming"},
+		"GET /api/v1/retention":           {as: "ceo", method: "GET", path: "/api/v1/retention"},
+		"GET /api/v1/retention/upcoming":  {as: "admin", method: "GET", path: "/api/v1/retention/upcoming?days=60"},
+		"GET /holds":                      {as: "admin", method: "GET", path: "/holds"},
+		"GET /holds/new":                  {as: "principal", method: "GET", path: "/holds/new?recording=" + id},
+		"POST /holds":                     {as: "ceo", method: "POST", path: "/holds", form: url.Values{"reason": {"litigation"}, "title": {"a claim about this call"}, "recording": {id}, "review": {review}}},
+		"GET /holds/{id}":                 {as: "principal", method: "GET", path: "/holds/" + holdID()},
+		"POST /holds/{id}/release":        {as: "dpo", method: "POST", path: "/holds/" + holdID() + "/release", form: url.Values{"note": {"the complaint is closed"}}},
+		"POST /holds/{id}/recordings":     {as: "principal", method: "POST", path: "/holds/" + holdID() + "/recordings", form: url.Values{"recordings": {id}}},
+		"GET /api/v1/holds":               {as: "admin", method: "GET", path: "/api/v1/holds?active=true"},
+		"POST /api/v1/holds":              {as: "dpo", method: "POST", path: "/api/v1/holds", json: `{"reason":"subject_access","title":"SAR from a parent","reference":"SAR-2026-041","filter":{"number":"07700 900123"}}`},
+		"GET /api/v1/holds/{id}":          {as: "ceo", method: "GET", path: "/api/v1/holds/" + holdID()},
+		"POST /api/v1/holds/{id}/release": {as: "ceo", method: "POST", path: "/api/v1/holds/" + holdID() + "/release", json: `{"note":"the request is answered"}`},
+
 		// Passkeys
 		"POST /mfa/passkey/begin":   {as: "half:principal2", method: "POST", path: "/mfa/passkey/begin", form: url.Values{}},
 		"POST /mfa/passkey/finish":  {as: "half:principal2", method: "POST", path: "passkey:login"},

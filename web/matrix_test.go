@@ -3,10 +3,13 @@ package web_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callvault/callvault"
 )
 
 // The actors of the matrix.
@@ -64,6 +67,28 @@ var matrix = map[string]string{
 	"POST /api/v1/listen-requests/{id}/decline": "anon=401 gone=401 principal2=404 listener=404 lapsed=404 admin=403 dpo=403 listener2=403 all=ok",
 	"GET /api/v1/grants":                        "anon=401 gone=401 all=ok",
 	"POST /api/v1/grants/{id}/revoke":           "anon=401 gone=401 principal2=404 listener2=404 lapsed=404 listener=403 dpo=403 all=ok",
+	// Retention: principals and the CEO see it; admins and the DPO change it.
+	"GET /retention":                 "anon=303 gone=303 listener=403 listener2=403 lapsed=403 all=ok",
+	"POST /retention/preview":        "anon=303 gone=303 admin=ok dpo=ok all=403",
+	"POST /retention":                "anon=303 gone=303 admin=ok dpo=ok all=403",
+	"POST /retention/remove":         "anon=303 gone=303 admin=ok dpo=ok all=403", // the trust default: 400, past access control
+	"POST /retention/categories":     "anon=303 gone=303 admin=ok dpo=ok all=403",
+	"GET /retention/upcoming":        "anon=303 gone=303 listener=403 listener2=403 lapsed=403 all=ok",
+	"GET /api/v1/retention":          "anon=401 gone=401 listener=403 listener2=403 lapsed=403 all=ok",
+	"GET /api/v1/retention/upcoming": "anon=401 gone=401 listener=403 listener2=403 lapsed=403 all=ok",
+	// Legal holds (an Oakfield hold on the Oakfield recording, placed by the
+	// DPO): admins see them but do not decide what is kept; principal2
+	// neither sees the hold nor the recording.
+	"GET /holds":                      "anon=303 gone=303 listener=403 listener2=403 lapsed=403 all=ok",
+	"GET /holds/new":                  "anon=303 gone=303 admin=403 listener=403 listener2=403 lapsed=403 principal2=404 all=ok",
+	"POST /holds":                     "anon=303 gone=303 admin=403 listener=403 listener2=403 lapsed=403 principal2=403 all=ok",
+	"GET /holds/{id}":                 "anon=303 gone=303 listener=403 listener2=403 lapsed=403 principal2=404 all=ok",
+	"POST /holds/{id}/release":        "anon=303 gone=303 admin=403 listener=403 listener2=403 lapsed=403 principal2=404 all=ok",
+	"POST /holds/{id}/recordings":     "anon=303 gone=303 admin=403 listener=403 listener2=403 lapsed=403 principal2=404 all=ok",
+	"GET /api/v1/holds":               "anon=401 gone=401 listener=403 listener2=403 lapsed=403 all=ok",
+	"POST /api/v1/holds":              "anon=401 gone=401 admin=403 listener=403 listener2=403 lapsed=403 principal2=403 all=ok",
+	"GET /api/v1/holds/{id}":          "anon=401 gone=401 listener=403 listener2=403 lapsed=403 principal2=404 all=ok",
+	"POST /api/v1/holds/{id}/release": "anon=401 gone=401 admin=403 listener=403 listener2=403 lapsed=403 principal2=404 all=ok",
 	// OpenID Connect (configured by withOIDC): start always redirects to the
 	// provider; a callback without a valid state is refused.
 	"GET /auth/oidc/start":    "all=ok",
@@ -151,12 +176,14 @@ func TestRoleRouteMatrix(t *testing.T) {
 				p = strings.Replace(p, "{id}", strconv.FormatInt(bg.ID, 10), 1)
 			case strings.Contains(p, "grants/{id}"):
 				p = strings.Replace(p, "{id}", strconv.FormatInt(grant.ID, 10), 1)
+			case strings.Contains(p, "holds/{id}"):
+				p = strings.Replace(p, "{id}", strconv.FormatInt(h.hold("dpo", "oakfield", oak).ID, 10), 1)
 			}
 			p = strings.NewReplacer("{id}", oak, "{slug}", "oakfield", "{$}", "").Replace(p)
 			if rt.Pattern == "GET /static/{hash}/{name}" {
 				p = staticPath
 			}
-			if rt.Pattern == "GET /requests/new" {
+			if rt.Pattern == "GET /requests/new" || rt.Pattern == "GET /holds/new" {
 				p += "?recording=" + oak
 			}
 			c := clients[a]
@@ -170,6 +197,17 @@ func TestRoleRouteMatrix(t *testing.T) {
 				body, ctype = `{"note":"matrix test"}`, "application/json"
 			case p == "/api/v1/listen-requests":
 				body, ctype = `{"recording_ids":["`+oak+`"],"purpose":"training","justification":"a training need here","listeners":["listener2"],"minutes":5}`, "application/json"
+			case p == "/api/v1/holds":
+				body, ctype = `{"reason":"other","title":"matrix test","academy":"oakfield","recording_ids":["`+oak+`"]}`, "application/json"
+			case strings.HasPrefix(p, "/api/v1/holds/"):
+				body, ctype = `{"note":"matrix test"}`, "application/json"
+			case p == "/holds":
+				body = url.Values{"reason": {"other"}, "title": {"matrix test"}, "academy": {"oakfield"}, "recording": {oak},
+					"review": {time.Now().AddDate(0, 0, 30).Format(time.DateOnly)}}.Encode()
+			case strings.HasPrefix(p, "/holds/"):
+				body = url.Values{"note": {"matrix test"}, "recordings": {oak}}.Encode()
+			case strings.HasPrefix(p, "/retention"):
+				body = "op=set&months=12"
 			case method == "POST":
 				body = "decision=approve&note=matrix+test&reason=matrix+test+reason"
 			}
@@ -223,4 +261,18 @@ func class(resp *http.Response) string {
 func (h *harness) pendingRequest(recording string) int64 {
 	h.t.Helper()
 	return h.request("listener2", recording).ID
+}
+
+// hold is an active hold placed by login on the recordings, for the
+// academy (a slug; "" for trust-wide), through the store.
+func (h *harness) hold(login, academy string, ids ...string) *callvault.Hold {
+	h.t.Helper()
+	hd := &callvault.Hold{Reason: callvault.HoldComplaint, Title: "a parent's complaint", ReviewAt: time.Now().Add(callvault.DefaultHoldReview)}
+	if academy != "" {
+		hd.AcademyID = h.academy[academy].ID
+	}
+	if err := h.d.Holds.CreateHold(h.as(login), hd, ids); err != nil {
+		h.t.Fatalf("placing a hold as %s: %v", login, err)
+	}
+	return hd
 }

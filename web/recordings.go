@@ -47,6 +47,26 @@ func (s *Server) recordingsPage(w http.ResponseWriter, r *http.Request) {
 		}
 		data["RequestURL"] = "/requests/new?" + q.Encode()
 	}
+	if canPlaceHolds(actor(ctx)) {
+		if len(recs) > 0 {
+			q := url.Values{}
+			for _, rec := range recs {
+				q.Add("recording", rec.ID)
+			}
+			data["HoldPageURL"] = "/holds/new?" + q.Encode()
+		}
+		if form.Number != "" || form.Extension != "" {
+			// A saved search: the same filters, and calls arriving later.
+			q := url.Values{}
+			for k, v := range map[string]string{"number": form.Number, "extension": form.Extension, "direction": form.Direction,
+				"from": form.From, "to": form.To, "academy": form.Academy} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			data["HoldSearchURL"] = "/holds/new?" + q.Encode()
+		}
+	}
 	data["Total"] = total
 	data["TotalCapped"] = total >= callvault.CountCap
 	if next != "" {
@@ -87,6 +107,17 @@ func (s *Server) recordingPage(w http.ResponseWriter, r *http.Request) {
 		"CanBreakGlass": callvault.CanBreakGlass(a),
 		// A listener is shown only what they need to play the call.
 		"Minimal": a.Role() == callvault.RoleListener,
+	}
+	if callvault.CanViewHolds(a) {
+		// Why it is kept, and until when: part of the view being audited.
+		holds, err := s.Holds.FindHolds(r.Context(), callvault.HoldListFilter{Active: true, RecordingID: rec.ID})
+		if err != nil {
+			s.pageError(w, r, err)
+			return
+		}
+		data["ShowRetention"], data["Holds"] = true, holds
+		data["HoldsPartial"] = !callvault.HoldScope(a).All
+		data["CanHold"] = callvault.CanCreateHold(a, rec.AcademyID, []int64{rec.AcademyID})
 	}
 	if callvault.CanReadAudit(actor(r.Context())) {
 		// Who has accessed it: reading this is part of the view being audited.

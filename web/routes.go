@@ -79,6 +79,30 @@ func (s *Server) Routes() []Route {
 		{Pattern: "GET /api/v1/grants", Action: "grant.list", handler: page(s.apiGrants)},
 		{Pattern: "POST /api/v1/grants/{id}/revoke", Action: "grant.revoke", handler: page(s.revokeGrant)},
 
+		// Retention (policy §5): rules, their preview, categories, what is
+		// due. Previews and views read; changes are written with their
+		// audit entry in the transaction that recomputes the recordings.
+		{Pattern: "GET /retention", Action: "retention.view", handler: page(s.retentionPage)},
+		{Pattern: "POST /retention/preview", Action: "retention.preview", handler: page(s.previewRetention)},
+		{Pattern: "POST /retention", Action: "retention.set", handler: page(s.setRetention)},
+		{Pattern: "POST /retention/remove", Action: "retention.remove", handler: page(s.removeRetention)},
+		{Pattern: "POST /retention/categories", Action: "category.create", handler: page(s.createCategory)},
+		{Pattern: "GET /retention/upcoming", Action: "retention.upcoming", handler: page(s.upcomingPage)},
+		{Pattern: "GET /api/v1/retention", Action: "retention.view", handler: page(s.apiRetention)},
+		{Pattern: "GET /api/v1/retention/upcoming", Action: "retention.upcoming", handler: page(s.apiUpcoming)},
+
+		// Legal holds: suspend deletion of recordings until released.
+		{Pattern: "GET /holds", Action: "hold.list", handler: page(s.holdsPage)},
+		{Pattern: "GET /holds/new", Action: "hold.form", handler: page(s.holdNewPage)},
+		{Pattern: "POST /holds", Action: "hold.create", handler: page(s.createHold)},
+		{Pattern: "GET /holds/{id}", Action: "hold.view", handler: page(s.holdPage)},
+		{Pattern: "POST /holds/{id}/release", Action: "hold.release", handler: page(s.releaseHold)},
+		{Pattern: "POST /holds/{id}/recordings", Action: "hold.add", handler: page(s.addToHold)},
+		{Pattern: "GET /api/v1/holds", Action: "hold.list", handler: page(s.apiHolds)},
+		{Pattern: "POST /api/v1/holds", Action: "hold.create", handler: page(s.apiCreateHold)},
+		{Pattern: "GET /api/v1/holds/{id}", Action: "hold.view", handler: page(s.apiHold)},
+		{Pattern: "POST /api/v1/holds/{id}/release", Action: "hold.release", handler: page(s.apiReleaseHold)},
+
 		// Settings.
 		{Pattern: "GET /academies", Action: "academy.list", handler: page(s.academiesPage)},
 		{Pattern: "POST /academies", Action: "academy.create", handler: page(s.createAcademy)},

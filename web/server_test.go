@@ -56,7 +56,7 @@ func newHarness(t testing.TB) *harness {
 	h := &harness{t: t, d: d, totpKey: map[string]string{}, recovery: map[string][]string{}, userID: map[string]int64{}, dir: d.Dir, db: d.DB, arch: d.Archive, academy: map[string]*callvault.Academy{}, password: "tulip kettle orbit 42"}
 	h.arch.MaxSize = 4 << 20
 	h.srv = &web.Server{Archive: h.arch, Recordings: d.Recordings, Academies: d.Academies,
-		Users: d.Users, Sources: d.Sources, Grants: d.Grants, Tokens: d.Tokens, MFA: d.Users, Secrets: d.Vault, Auditor: d.Log, Audit: d.Audit, Pingers: []callvault.Pinger{d.DB}, Logger: cvtest.Quiet}
+		Users: d.Users, Sources: d.Sources, Grants: d.Grants, Tokens: d.Tokens, Holds: d.Holds, Retention: d.Retention, MFA: d.Users, Secrets: d.Vault, Auditor: d.Log, Audit: d.Audit, Pingers: []callvault.Pinger{d.DB}, Logger: cvtest.Quiet}
 	if err := h.srv.Init(); err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,13 @@ var pages = map[string][]string{
 	"break_glass":  {"break_glass.html"},
 	// Passkeys
 	"passkeys": {"passkeys.html"},
+	// Retention and legal holds
+	"retention":          {"retention.html", "form_errors.html"},
+	"retention_preview":  {"retention_preview.html"},
+	"retention_upcoming": {"retention_upcoming.html"},
+	"holds":              {"holds.html"},
+	"hold_new":           {"hold_new.html", "form_errors.html"},
+	"hold":               {"hold.html", "form_errors.html"},
 }
 
 type views struct {
@@ -82,6 +89,21 @@ func loadViews() (*views, error) {
 		"list":      func(s ...string) []string { return s },
 		"until":     untilText,
 		"purpose":   purposeLabel,
+		// Retention and legal holds
+		"day":              formatDay,
+		"isodate":          func(t time.Time) string { return t.In(callvault.London).Format(time.DateOnly) },
+		"holdReason":       callvault.HoldReasonLabel,
+		"canViewHolds":     callvault.CanViewHolds,
+		"canViewRetention": callvault.CanViewRetention,
+		"fieldErr":         func(e *formErrors, field string) fieldError { return fieldError{field, e.For(field)} },
+		"recordingFor": func(recs []*callvault.Recording, id string) heldRecording {
+			for _, r := range recs {
+				if r.ID == id {
+					return heldRecording{id, r}
+				}
+			}
+			return heldRecording{ID: id}
+		},
 	}
 	for name, files := range pages {
 		paths := []string{"templates/layout.html"}
@@ -131,6 +153,15 @@ func formatTime(t time.Time) string {
 		return ""
 	}
 	return t.In(callvault.London).Format("Mon 2 Jan 2006, 15:04:05")
+}
+
+// formatDay is a London calendar day, for dates that are days (deletion
+// and review dates).
+func formatDay(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(callvault.London).Format("Mon 2 Jan 2006")
 }
 
 func formatDuration(d time.Duration) string {
