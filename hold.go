@@ -168,22 +168,26 @@ func (f *HoldFilter) Matches(r *Recording) bool {
 	if err != nil {
 		return false
 	}
-	return slices.ContainsFunc(r.Participants, func(p Participant) bool {
-		switch {
-		case number != "":
-			d := digitsOf(p.Number)
-			if d == "" {
-				return false
-			}
-			if suffix {
-				return strings.HasSuffix(d, number)
-			}
-			return d == number[1:]
-		case f.Extension != "":
-			return p.Extension != "" && p.Extension == f.Extension
+	// With both, as in search, the number and the extension may be on
+	// different participants.
+	if number != "" && !slices.ContainsFunc(r.Participants, func(p Participant) bool {
+		d := digitsOf(p.Number)
+		if d == "" {
+			return false
 		}
-		return true
-	})
+		if suffix {
+			return strings.HasSuffix(d, number)
+		}
+		return d == number[1:]
+	}) {
+		return false
+	}
+	if f.Extension != "" && !slices.ContainsFunc(r.Participants, func(p Participant) bool {
+		return p.Extension == f.Extension
+	}) {
+		return false
+	}
+	return true
 }
 
 // ceilMillis rounds t up to a whole millisecond, as stored times are.

@@ -212,8 +212,7 @@ func holdFilterWhere(f *callvault.HoldFilter) (where, error) {
 	if err != nil {
 		return w, err
 	}
-	switch {
-	case number != "":
+	if number != "" {
 		rev := reverseDigits(number)
 		if suffix {
 			cond, args := "p.number_rev >= ?", []any{rev}
@@ -225,7 +224,9 @@ func holdFilterWhere(f *callvault.HoldFilter) (where, error) {
 		} else {
 			w.add("EXISTS (SELECT 1 FROM participants p WHERE p.recording_id = r.id AND p.number_rev <> '' AND p.number_rev = ?)", rev)
 		}
-	case f.Extension != "":
+	}
+	// With both, as in search, the extension may be on another participant.
+	if f.Extension != "" {
 		w.add("EXISTS (SELECT 1 FROM participants p WHERE p.recording_id = r.id AND p.extension <> '' AND p.extension = ?)", f.Extension)
 	}
 	if f.AcademyID != 0 {

@@ -66,6 +66,9 @@ func (s *RetentionService) PreviewRetentionRule(ctx context.Context, r *callvaul
 	if !callvault.CanChangeRetention(a) {
 		return callvault.RetentionImpact{}, callvault.Errorf(callvault.EFORBIDDEN, "you may not change the retention policy")
 	}
+	if remove && r.IsDefault() {
+		return callvault.RetentionImpact{}, callvault.Errorf(callvault.EINVALID, "the trust default cannot be removed, only changed")
+	}
 	if !remove {
 		if err := r.Validate(); err != nil {
 			return callvault.RetentionImpact{}, err
