@@ -32,8 +32,10 @@ const maxHoldRecordings = 10000
 // every stored recording it finds now. Later matches are added at ingest.
 func (s *HoldService) CreateHold(ctx context.Context, h *callvault.Hold, recordingIDs []string) error {
 	a := callvault.ActorFromContext(ctx)
-	if !callvault.CanViewHolds(a) {
-		return callvault.Errorf(callvault.EFORBIDDEN, "you may not place holds")
+	// Whether the actor may hold anything in this academy is decided
+	// before their input is looked at; the recordings are checked later.
+	if !callvault.CanCreateHold(a, h.AcademyID, nil) {
+		return callvault.Errorf(callvault.EFORBIDDEN, "you may not place holds here")
 	}
 	now := s.db.Now()
 	if err := h.Validate(now); err != nil {
@@ -70,12 +72,16 @@ func (s *HoldService) CreateHold(ctx context.Context, h *callvault.Hold, recordi
 			return dbError(err)
 		}
 	}
-	if err := tx.queryRow(ctx, `SELECT login FROM users WHERE id = ? AND disabled = 0`, h.OwnerID).Scan(&h.Owner); errors.Is(err, sql.ErrNoRows) {
+	var ownerRole string
+	if err := tx.queryRow(ctx, `SELECT login, role FROM users WHERE id = ? AND disabled = 0`, h.OwnerID).Scan(&h.Owner, &ownerRole); errors.Is(err, sql.ErrNoRows) {
 		return callvault.Errorf(callvault.EINVALID, "the owner must be an active account")
 	} else if err != nil {
 		return dbError(err)
 	}
-	academies, err := heldAcademies(ctx, tx, recordingIDs, h.AcademyID)
+	if ownerRole != callvault.RoleDPO && ownerRole != callvault.RoleCEO && ownerRole != callvault.RolePrincipal {
+		return callvault.Errorf(callvault.EINVALID, "the owner must be the DPO, the CEO or a principal: someone who may release the hold")
+	}
+	academies, err := heldAcademies(ctx, tx, callvault.RecordingScope(a), recordingIDs, h.AcademyID)
 	if err != nil {
 		return err
 	}
@@ -139,8 +145,9 @@ func noteHold(ctx context.Context, h *callvault.Hold, details map[string]string)
 
 // heldAcademies returns the academies of ids (distinct). EINVALID for
 // an unknown recording, one already being purged, or one outside the hold's
-// academy.
-func heldAcademies(ctx context.Context, tx *dbTx, ids []string, holdAcademy int64) ([]int64, error) {
+// academy. A recording outside the actor's scope is reported exactly like
+// one that does not exist.
+func heldAcademies(ctx context.Context, tx *dbTx, scope callvault.Scope, ids []string, holdAcademy int64) ([]int64, error) {
 	var out []int64
 	for chunk := range slices.Chunk(ids, 500) {
 		args := make([]any, len(chunk))
@@ -162,6 +169,9 @@ func heldAcademies(ctx context.Context, tx *dbTx, ids []string, holdAcademy int6
 			if err := rows.Scan(&id, &acad, &purging); err != nil {
 				rows.Close()
 				return nil, dbError(err)
+			}
+			if !scope.InScope(acad) {
+				continue // reported as not existing below
 			}
 			if purging {
 				rows.Close()
@@ -315,10 +325,13 @@ func (s *HoldService) AddToHold(ctx context.Context, id int64, recordingIDs []st
 	if err != nil {
 		return err
 	}
+	if !callvault.CanCreateHold(a, h.AcademyID, nil) {
+		return callvault.Errorf(callvault.EFORBIDDEN, "you may not add to this hold")
+	}
 	if !h.Active() {
 		return callvault.Errorf(callvault.ECONFLICT, "hold %d has been released", id)
 	}
-	academies, err := heldAcademies(ctx, tx, recordingIDs, h.AcademyID)
+	academies, err := heldAcademies(ctx, tx, callvault.RecordingScope(a), recordingIDs, h.AcademyID)
 	if err != nil {
 		return err
 	}
@@ -336,11 +349,6 @@ func (s *HoldService) AddToHold(ctx context.Context, id int64, recordingIDs []st
 func (s *HoldService) ReleaseHold(ctx context.Context, id int64, note string) (*callvault.Hold, error) {
 	a := callvault.ActorFromContext(ctx)
 	note = strings.TrimSpace(note)
-	if note == "" {
-		return nil, callvault.Errorf(callvault.EINVALID, "say why the hold is released")
-	} else if len(note) > 1000 {
-		return nil, callvault.Errorf(callvault.EINVALID, "the note is longer than 1000 characters")
-	}
 	tx, err := s.db.beginWrite(ctx)
 	if err != nil {
 		return nil, err
@@ -355,6 +363,11 @@ func (s *HoldService) ReleaseHold(ctx context.Context, id int64, note string) (*
 	}
 	if !h.Active() {
 		return nil, callvault.Errorf(callvault.ECONFLICT, "hold %d was already released", id)
+	}
+	if note == "" {
+		return nil, callvault.Errorf(callvault.EINVALID, "say why the hold is released")
+	} else if len(note) > 1000 {
+		return nil, callvault.Errorf(callvault.EINVALID, "the note is longer than 1000 characters")
 	}
 	var by any
 	if a.User != nil {

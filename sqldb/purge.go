@@ -19,8 +19,12 @@ var _ callvault.PurgeStore = (*PurgeStore)(nil)
 // NewPurgeStore returns a PurgeStore backed by db.
 func NewPurgeStore(db *DB) *PurgeStore { return &PurgeStore{db: db} }
 
-// purgeChunk bounds the ids in one IN list.
-const purgeChunk = 500
+// purgeChunk bounds the ids in one IN list; maxPurgePage a page of
+// ExpiredRecordings.
+const (
+	purgeChunk   = 500
+	maxPurgePage = 10000
+)
 
 func requireSystem(ctx context.Context) error {
 	if a := callvault.ActorFromContext(ctx); a == nil || !a.System {
@@ -62,6 +66,9 @@ func scanExpired(ctx context.Context, tx *dbTx, q string, args ...any) ([]*callv
 func (s *PurgeStore) ExpiredRecordings(ctx context.Context, asOf time.Time, after callvault.ExpiredCursor, limit int) ([]*callvault.Expired, error) {
 	if err := requireSystem(ctx); err != nil {
 		return nil, err
+	}
+	if limit <= 0 || limit > maxPurgePage {
+		return nil, callvault.Errorf(callvault.EINVALID, "page size must be 1 to %d", maxPurgePage)
 	}
 	tx, err := s.db.beginRead(ctx)
 	if err != nil {
@@ -108,6 +115,7 @@ func (s *PurgeStore) QueuePurge(ctx context.Context, runID string, asOf time.Tim
 		return nil, callvault.Errorf(callvault.EINVALID, "a purge needs a run id")
 	}
 	actor := callvault.ActorFromContext(ctx)
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	tx, err := s.db.beginWrite(ctx)
 	if err != nil {
 		return nil, err

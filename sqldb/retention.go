@@ -239,6 +239,9 @@ func (s *RetentionService) changedPolicy(ctx context.Context, tx *dbTx, r *callv
 func recompute(ctx context.Context, tx *dbTx, c changed, academyID int64, category string, write bool) (callvault.RetentionImpact, error) {
 	var impact callvault.RetentionImpact
 	var w where
+	// Recordings whose purge has begun keep their date: their receipt says
+	// which rule deleted them.
+	w.add("id NOT IN (SELECT recording_id FROM purge_queue)")
 	if academyID != 0 {
 		w.add("academy_id = ?", academyID)
 	}
@@ -282,7 +285,8 @@ func recompute(ctx context.Context, tx *dbTx, c changed, academyID int64, catego
 			}
 			impact.Changed++
 			switch {
-			case oldUntil != 0 && until > oldUntil:
+			case oldUntil == 0: // never set (older schema): neither earlier nor later
+			case until > oldUntil:
 				impact.Later++
 			default:
 				impact.Earlier++
@@ -452,6 +456,7 @@ func (s *RetentionService) UpcomingDeletions(ctx context.Context, from, to time.
 	var w where
 	w.add("r.retain_until >= ?", ceilMS(from))
 	w.add("r.retain_until < ?", ceilMS(to))
+	w.add(notQueued)
 	addScope(&w, scope, time.Time{})
 	tx, err := s.db.beginRead(ctx)
 	if err != nil {
