@@ -262,19 +262,7 @@ type HoldService interface {
 
 // CanViewHolds reports whether the actor may list holds: those who can
 // create them, and admins, who must know why something is not deleted.
-func CanViewHolds(a *Actor) bool {
-	if a == nil || a.System {
-		return a != nil
-	}
-	if a.User == nil || a.User.Disabled {
-		return false
-	}
-	switch a.User.Role {
-	case RoleAdmin, RoleDPO, RoleCEO, RolePrincipal:
-		return true
-	}
-	return false
-}
+func CanViewHolds(a *Actor) bool { return isStaffOrSystem(a) }
 
 // HoldScope returns which holds the actor sees: every hold, or (principals)
 // holds of their academies and holds they own.

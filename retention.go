@@ -199,7 +199,11 @@ type RetentionService interface {
 
 // CanViewRetention reports whether the actor may see retention rules and
 // upcoming deletions: staff who run or govern the archive.
-func CanViewRetention(a *Actor) bool {
+func CanViewRetention(a *Actor) bool { return isStaffOrSystem(a) }
+
+// isStaffOrSystem: the system, or an active admin, DPO, CEO or principal —
+// everyone who runs or governs the archive (not listeners).
+func isStaffOrSystem(a *Actor) bool {
 	if a == nil || a.System {
 		return a != nil
 	}

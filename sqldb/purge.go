@@ -114,7 +114,6 @@ func (s *PurgeStore) QueuePurge(ctx context.Context, runID string, asOf time.Tim
 	if runID == "" {
 		return nil, callvault.Errorf(callvault.EINVALID, "a purge needs a run id")
 	}
-	actor := callvault.ActorFromContext(ctx)
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	tx, err := s.db.beginWrite(ctx)
 	if err != nil {
@@ -143,32 +142,43 @@ func (s *PurgeStore) QueuePurge(ctx context.Context, runID string, asOf time.Tim
 		return nil, nil
 	}
 	describeRules(policy, queued)
+	if err := queueWithReceipts(ctx, tx, runID, queued, ""); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, auditError(err)
+	}
+	return queued, nil
+}
 
-	// Earlier entries about the recording lose their details (numbers,
-	// file names) first; the receipts written next keep only what the
-	// policy allows: id, hash, academy, rule, when and which run.
+// queueWithReceipts queues recordings for deletion in tx and writes their
+// receipts (with reason why, if any). Earlier entries about each recording
+// lose their details (numbers, file names) first; the receipts keep only
+// what the policy allows: id, hash, academy, rule, when and which run.
+func queueWithReceipts(ctx context.Context, tx *dbTx, runID string, queued []*callvault.Expired, why string) error {
+	actor := callvault.ActorFromContext(ctx)
 	redact, err := tx.prepare(ctx, `UPDATE audit_events SET reason = '', details = '{}', redacted = 1
 		WHERE target_type = 'recording' AND target_id = ? AND redacted = 0`)
 	if err != nil {
-		return nil, auditError(err)
+		return auditError(err)
 	}
 	defer redact.Close()
 	enqueue, err := tx.prepare(ctx, `INSERT INTO purge_queue (recording_id, run_id, blob_key, queued_at) VALUES (?, ?, ?, ?)`)
 	if err != nil {
-		return nil, dbError(err)
+		return dbError(err)
 	}
 	defer enqueue.Close()
 	receipts := make([]*callvault.AuditEvent, len(queued))
 	for i, e := range queued {
 		if _, err := redact.ExecContext(ctx, e.ID); err != nil {
-			return nil, auditError(err)
+			return auditError(err)
 		}
 		if _, err := enqueue.ExecContext(ctx, e.ID, runID, e.BlobKey, tx.now.UnixMilli()); err != nil {
-			return nil, dbError(err)
+			return dbError(err)
 		}
 		ev := &callvault.AuditEvent{
 			Action: callvault.ActionPurge, TargetType: "recording", TargetID: e.ID, AcademyID: e.AcademyID,
-			Outcome: callvault.OutcomeAllowed,
+			Outcome: callvault.OutcomeAllowed, Reason: why,
 			Details: map[string]string{
 				"run":          runID,
 				"sha256":       e.SHA256,
@@ -183,15 +193,12 @@ func (s *PurgeStore) QueuePurge(ctx context.Context, runID string, asOf time.Tim
 		receipts[i] = ev
 	}
 	if err := validateAuditEvents(receipts); err != nil {
-		return nil, err
+		return err
 	}
 	if err := appendAudit(ctx, tx, receipts); err != nil {
-		return nil, auditError(err)
+		return auditError(err)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, auditError(err)
-	}
-	return queued, nil
+	return nil
 }
 
 // QueuedPurges lists the queue in id order.
