@@ -18,29 +18,33 @@ const module = "github.com/callvault/callvault"
 // (besides the root package, which everyone may use). Adapters do not import
 // each other; only cmd/callvault wires them, and tests may use anything.
 var allowed = map[string][]string{
-	"archive":       {"audio", "phone"},
-	"audit":         {"durable"},
-	"audio":         nil,
-	"blob":          {"durable"},
-	"durable":       nil,
-	"blob/blobtest": nil,
-	"phone":         nil,
-	"secret":        nil,
-	"sqldb":         nil,
-	"vault":         {"durable"},
-	"web":           {"archive", "diskspace", "phone", "secret", "throttle", "totp", "oidc"}, // oidc: OpenID Connect
-	"throttle":      nil,
-	"totp":          nil,
-	"mail":          nil,
-	"oidc":          nil, // OpenID Connect
-	"notify":        nil,
-	"diskspace":     nil,
-	"retention":     nil,
-	"backup":        {"blob", "durable", "sqldb"}, // works on a deployment's files: database copy, blob copy
-	"cmd/callvault": {"*"},
-	"cvtest":        {"*"},
-	"e2e":           {"*"},
-	".":             nil,
+	"archive":             {"audio", "phone"},
+	"audit":               {"durable"},
+	"audio":               nil,
+	"blob":                {"durable"},
+	"durable":             nil,
+	"blob/blobtest":       nil,
+	"phone":               nil,
+	"secret":              nil,
+	"sqldb":               nil,
+	"vault":               {"durable"},
+	"web":                 {"archive", "diskspace", "phone", "secret", "throttle", "totp", "oidc"}, // oidc: OpenID Connect
+	"throttle":            nil,
+	"totp":                nil,
+	"mail":                nil,
+	"oidc":                nil, // OpenID Connect
+	"notify":              nil,
+	"diskspace":           nil,
+	"retention":           nil,
+	"backup":              {"blob", "durable", "sqldb"}, // works on a deployment's files: database copy, blob copy
+	"siprec":              nil,
+	"media":               {"audio", "durable"},
+	"recorder":            {"archive", "media", "phone", "siprec"},
+	"recorder/siprectest": {"siprec"},
+	"cmd/callvault":       {"*"},
+	"cvtest":              {"*"},
+	"e2e":                 {"*"},
+	".":                   nil,
 }
 
 func TestConventions(t *testing.T) {
