@@ -63,9 +63,22 @@ type Recording struct {
 	BlobKey  string `json:"-"`
 	KeyEpoch string `json:"-"` // e.g. "2026-11": month of StartedAt in London
 
+	// Interrupted: the session was cut short (the recorder crashed) and
+	// holds the audio up to the last flush. Pauses are the stretches when
+	// recording was paused (hold, payment details); they are silent.
+	Interrupted bool    `json:"interrupted,omitempty"`
+	Pauses      []Pause `json:"pauses,omitempty"`
+
 	RetainUntil time.Time `json:"retain_until"`
 	State       string    `json:"state"`
 	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Pause is a stretch of a recording, from and to offsets from its start,
+// when recording was paused.
+type Pause struct {
+	From time.Duration `json:"from"`
+	To   time.Duration `json:"to"`
 }
 
 // Participant is one party to a call.

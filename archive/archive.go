@@ -60,6 +60,11 @@ type IngestRequest struct {
 	Source *callvault.Source
 	Meta   Metadata
 	Audio  io.Reader
+
+	// Set by the SIPREC recorder, never by an upload: the session was cut
+	// short by a crash; the stretches when recording was paused.
+	Interrupted bool
+	Pauses      []callvault.Pause
 }
 
 // Ingest stores one recording. It returns the recording and created=false
@@ -138,6 +143,8 @@ func (a *Archive) Ingest(ctx context.Context, req IngestRequest) (rec *callvault
 		Duration:     info.Duration.Truncate(time.Millisecond),
 		Direction:    req.Meta.Direction,
 		Category:     req.Meta.Category,
+		Interrupted:  req.Interrupted,
+		Pauses:       req.Pauses,
 		Participants: parts,
 		Format:       info.Format,
 		Codec:        info.Codec,

@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -120,11 +121,13 @@ func createRecording(ctx context.Context, tx *dbTx, r *callvault.Recording) erro
 	_, err = tx.exec(ctx, `INSERT INTO recordings (
 		id, academy_id, source_id, source_kind, source_ref, started_at, ended_at,
 		duration_ms, direction, format, codec, sample_rate, channels, data_offset,
-		data_size, size, sha256, blob_key, key_epoch, retain_until, state, created_at, category
-	) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		data_size, size, sha256, blob_key, key_epoch, retain_until, state, created_at, category,
+		interrupted, pauses
+	) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.AcademyID, sourceID, r.SourceKind, r.SourceRef, r.StartedAt.UnixMilli(), ms(r.EndedAt),
 		r.Duration.Milliseconds(), r.Direction, r.Format, r.Codec, r.SampleRate, r.Channels, r.DataOffset,
-		r.DataSize, r.Size, r.SHA256, r.BlobKey, r.KeyEpoch, ms(r.RetainUntil), r.State, createdAt.UnixMilli(), r.Category)
+		r.DataSize, r.Size, r.SHA256, r.BlobKey, r.KeyEpoch, ms(r.RetainUntil), r.State, createdAt.UnixMilli(), r.Category,
+		r.Interrupted, encodePauses(r.Pauses))
 	if isUnique(err) {
 		if strings.Contains(err.Error(), "blob_key") {
 			return callvault.Wrap(callvault.ECONFLICT, err, "another recording uses this blob key")
@@ -282,7 +285,7 @@ const grantedRecordings = `r.id IN (SELECT gr.recording_id FROM grants g CROSS J
 const recordingColumns = `r.id, r.academy_id, (SELECT a.slug FROM academies a WHERE a.id = r.academy_id), r.source_id, r.source_kind, r.source_ref,
 	r.started_at, r.ended_at, r.duration_ms, r.direction, r.format, r.codec, r.sample_rate,
 	r.channels, r.data_offset, r.data_size, r.size, r.sha256, r.blob_key, r.key_epoch,
-	r.retain_until, r.state, r.created_at, r.category`
+	r.retain_until, r.state, r.created_at, r.category, r.interrupted, r.pauses`
 
 func queryRecordings(ctx context.Context, tx *dbTx, q string, args ...any) ([]*callvault.Recording, error) {
 	rows, err := tx.query(ctx, q, args...)
@@ -296,11 +299,15 @@ func queryRecordings(ctx context.Context, tx *dbTx, q string, args ...any) ([]*c
 			r        callvault.Recording
 			sourceID sql.NullInt64
 			duration int64
+			pauses   string
 		)
 		if err := rows.Scan(&r.ID, &r.AcademyID, &r.Academy, &sourceID, &r.SourceKind, &r.SourceRef,
 			msTime{&r.StartedAt}, msTime{&r.EndedAt}, &duration, &r.Direction, &r.Format, &r.Codec, &r.SampleRate,
 			&r.Channels, &r.DataOffset, &r.DataSize, &r.Size, &r.SHA256, &r.BlobKey, &r.KeyEpoch,
-			msTime{&r.RetainUntil}, &r.State, msTime{&r.CreatedAt}, &r.Category); err != nil {
+			msTime{&r.RetainUntil}, &r.State, msTime{&r.CreatedAt}, &r.Category, &r.Interrupted, &pauses); err != nil {
+			return nil, err
+		}
+		if r.Pauses, err = decodePauses(pauses); err != nil {
 			return nil, err
 		}
 		r.SourceID = sourceID.Int64
@@ -423,4 +430,33 @@ func (s *RecordingService) SetRecordingState(ctx context.Context, id, state stri
 		return callvault.Errorf(callvault.ENOTFOUND, "recording not found")
 	}
 	return tx.commit()
+}
+
+// encodePauses stores pauses as a JSON array of [from_ms, to_ms]; "" for
+// none.
+func encodePauses(ps []callvault.Pause) string {
+	if len(ps) == 0 {
+		return ""
+	}
+	pairs := make([][2]int64, len(ps))
+	for i, p := range ps {
+		pairs[i] = [2]int64{p.From.Milliseconds(), p.To.Milliseconds()}
+	}
+	b, _ := json.Marshal(pairs)
+	return string(b)
+}
+
+func decodePauses(s string) ([]callvault.Pause, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var pairs [][2]int64
+	if err := json.Unmarshal([]byte(s), &pairs); err != nil {
+		return nil, callvault.Wrap(callvault.EINTERNAL, err, "a recording's pauses are damaged")
+	}
+	out := make([]callvault.Pause, len(pairs))
+	for i, p := range pairs {
+		out[i] = callvault.Pause{From: time.Duration(p[0]) * time.Millisecond, To: time.Duration(p[1]) * time.Millisecond}
+	}
+	return out, nil
 }

@@ -35,6 +35,7 @@ type serveFlags struct {
 	sweepEvery          time.Duration
 	retentionEvery      time.Duration
 	diskWarn, diskFloor diskspace.Threshold
+	sip                 sipFlags
 	shutdownGrace       time.Duration
 	// OpenID Connect
 	oidcIssuer, oidcClientID, oidcClientSecret, oidcName, publicURL string
@@ -51,6 +52,7 @@ func serveCmd(e *env) *ffcli.Command {
 	fs.Int64Var(&f.maxUpload, "max-upload", 512<<20, "largest recording accepted, in bytes")
 	fs.StringVar(&f.cookieSecure, "cookie-secure", "auto", "mark session cookies Secure: auto (unless --http is loopback), true or false")
 	fs.DurationVar(&f.sweepEvery, "sweep-every", time.Hour, "how often to reconcile blobs and rows (orphans older than this are removed)")
+	f.sip.register(fs)
 	fs.DurationVar(&f.retentionEvery, "retention-every", 24*time.Hour, "how often to delete recordings past their retention date (callvault retention run); at least 1h")
 	f.diskWarn, _ = diskspace.ParseThreshold("10%")
 	f.diskFloor, _ = diskspace.ParseThreshold("2%")
@@ -196,6 +198,14 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 		chaser := &notify.Chaser{Grants: dep.grants, Users: dep.users, Mailer: sender, Now: time.Now,
 			Logger: e.logger, After: f.chaseAfter, URL: public}
 		go chaser.Run(ctx, time.Hour)
+	}
+
+	rec, err := f.sip.startRecorder(ctx, e, dep, space)
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		defer rec.Close()
 	}
 
 	err = srv.Serve(ctx, ln, f.shutdownGrace)

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/recorder"
+)
+
+// sipFlags configure the SIPREC recording server of serve.
+type sipFlags struct {
+	addr       string
+	allow      string
+	mediaIP    string
+	rtpPorts   string
+	inactivity time.Duration
+}
+
+func (f *sipFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "sip", "127.0.0.1:5060", "address of the SIPREC recording server (UDP and TCP); \"off\" to disable")
+	fs.StringVar(&f.allow, "sip-allow", "127.0.0.1/8,::1", "recording clients (SBC or phone system) allowed to open sessions: comma-separated addresses or prefixes")
+	fs.StringVar(&f.mediaIP, "sip-media-ip", "", "address RTP is received on and announced in SDP answers (default: the --sip host)")
+	fs.StringVar(&f.rtpPorts, "rtp-ports", "20000-39998", "UDP port range for RTP, one even port per stream")
+	fs.DurationVar(&f.inactivity, "sip-inactivity", recorder.DefaultInactivity, "end a recording session that has received no RTP for this long (BYE lost)")
+}
+
+// startRecorder starts the SIPREC server, after storing the recordings of
+// sessions a crash interrupted. nil when --sip off.
+func (f *sipFlags) startRecorder(ctx context.Context, e *env, dep *deployment, space interface{ Admit() error }) (*recorder.Recorder, error) {
+	if f.addr == "off" {
+		return nil, nil
+	}
+	ap, err := netip.ParseAddrPort(f.addr)
+	if err != nil {
+		return nil, fmt.Errorf("--sip %q: use host:port with an IP address", f.addr)
+	}
+	allow, err := recorder.ParseAllow(f.allow)
+	if err != nil {
+		return nil, fmt.Errorf("--sip-allow: %w", err)
+	}
+	media := ap.Addr()
+	if f.mediaIP != "" {
+		if media, err = netip.ParseAddr(f.mediaIP); err != nil {
+			return nil, fmt.Errorf("--sip-media-ip %q: %w", f.mediaIP, err)
+		}
+	} else if media.IsUnspecified() {
+		return nil, fmt.Errorf("--sip %s listens on every address: give --sip-media-ip, the address phones' RTP should reach", f.addr)
+	}
+	lo, hi, ok := strings.Cut(f.rtpPorts, "-")
+	pmin, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	pmax, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if !ok || err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("--rtp-ports %q: use FIRST-LAST, e.g. 20000-39998", f.rtpPorts)
+	}
+	src, err := dep.findOrCreateSource(ctx, "siprec", callvault.SourceSIPREC)
+	if err != nil {
+		return nil, err
+	}
+	r := &recorder.Recorder{
+		Listen:     []recorder.Listener{{Network: "udp", Addr: f.addr}, {Network: "tcp", Addr: f.addr}},
+		Allow:      allow,
+		MediaIP:    media,
+		PortMin:    pmin,
+		PortMax:    pmax,
+		SpoolDir:   filepath.Join(dep.dataDir, "spool"),
+		Inactivity: f.inactivity,
+		Archive:    dep.archive,
+		Source:     src,
+		Academies:  dep.academies,
+		Space:      space,
+		Logger:     e.logger,
+	}
+	// Sessions a crash cut short become recordings, marked interrupted,
+	// before new ones are taken. A spool that cannot be read or stored is
+	// kept (and logged) for the next start; it does not stop this one.
+	if n, err := r.Recover(ctx); err != nil {
+		e.logger.Error("some interrupted recordings could not be recovered yet; their spools are kept", "err", err, "recovered", n)
+	} else if n > 0 {
+		e.logger.Warn("stored the recordings of sessions interrupted by a crash", "count", n)
+	}
+	if err := r.Start(ctx); err != nil {
+		return nil, err
+	}
+	e.logger.Info("SIPREC recording server listening", "sip", f.addr, "media", media, "rtp_ports", f.rtpPorts, "allow", f.allow)
+	return r, nil
+}

@@ -1,0 +1,479 @@
+// Package media is the media side of the SIPREC recording server: it
+// receives the RTP of one recording session's streams, decodes each packet
+// by its payload type (G.711 µ-law and A-law, G.722, skipping DTMF events),
+// puts it back in order and on the session's wall-clock timeline, and
+// spools the decoded audio to disk as it arrives, so that a crash loses at
+// most the last fraction of a second. When the session ends, the spool
+// becomes one stereo PCM16 WAV (left the external party, right the staff
+// side) exactly as long as the session, which the caller streams into the
+// encrypted ingest path and then deletes. Spools of sessions that never
+// finished (kill -9, power loss) are found by Recover and rendered the same
+// way, marked interrupted.
+//
+// Timeline. Every stream's audio is placed at 8 kHz sample positions
+// counted from the session start. Within one SSRC the RTP timestamp decides
+// the position, so jitter does not move audio and lost packets leave
+// silence of exactly their length. The wall clock anchors: the first packet
+// of a stream (and of each new SSRC) goes where its arrival says, and when
+// timestamps and wall clock disagree by more than Config.Resync (a sender
+// that stopped its clock during hold, or jumped it), the timeline follows
+// the wall clock. A sender whose clock runs fast by a few tens of ppm cannot
+// be pulled back without dropping audio; its excess is cut at the end of the
+// session (about 0.2 s an hour at 50 ppm).
+//
+// Spool. A folder per session under Config.Dir holds session.json (the
+// header: id, start, streams with label, side and rtpmap, pauses, caller
+// metadata, and the end once finished; always replaced atomically), one
+// raw PCM16 little-endian 8 kHz mono file per stream with sample i at byte
+// 2i (holes read as silence), and a progress file with the last time the
+// session was known alive. Audio is written in chunks of Config.FlushEvery
+// and fsynced every Config.SyncEvery. The spool is the only place the
+// plaintext audio is written; Spool.Remove deletes it.
+package media
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/callvault/callvault"
+)
+
+// Rate is the sample rate of the spool and of the rendered WAV. G.711 is
+// 8 kHz; G.722 is decoded to its lower sub-band (0–4 kHz at 8 kHz), which
+// keeps one rate for all of a session's streams and the same telephone band
+// as the rest of callvault's recordings.
+const Rate = 8000
+
+// SideMixed is the side of a stream that carries both parties already mixed
+// (some recording clients send one mixed stream): it goes to both channels.
+const SideMixed = "mixed"
+
+// Config configures a session. Dir and ID are required.
+type Config struct {
+	Dir string // spool folder; the session's files go in Dir/ID
+	// ID names the session's spool folder: 1–128 characters of A–Z, a–z,
+	// 0–9, '.', '_', '-', not starting with '.'. Use the recording id.
+	ID string
+	// Start is the session's time zero (default: Now()). Audio that arrives
+	// before it is dropped.
+	Start time.Time
+	Now   func() time.Time // default time.Now
+	// SyncEvery is how often spooled audio is fsynced (default 1 s).
+	SyncEvery time.Duration
+	// FlushEvery is how much audio a stream buffers before writing it
+	// (default 100 ms, at most SyncEvery): what a kill -9 can lose.
+	FlushEvery time.Duration
+	// Reorder is how long, in RTP time, a missing packet is waited for
+	// before its place becomes silence (default 60 ms; at most 15 packets).
+	Reorder time.Duration
+	// Resync is how far RTP timestamps may drift from the wall clock before
+	// the timeline is re-anchored to the wall clock (default 500 ms). It
+	// must exceed the worst network jitter.
+	Resync time.Duration
+	// Meta is kept in the spool header for the caller (say, the SIPREC
+	// metadata and Call-ID), to build the recording after a crash.
+	Meta []byte
+}
+
+// Interval is a stretch of the session, as offsets from its start.
+type Interval struct {
+	From time.Duration `json:"from"`
+	To   time.Duration `json:"to"`
+}
+
+// Session is one recording session: its streams, its spool and its pauses.
+// Its methods are safe for concurrent use.
+type Session struct {
+	id, root, dir string
+	start         time.Time
+	now           func() time.Time
+	syncEvery     time.Duration
+	flushAt       int   // bytes
+	reorder       int64 // ns
+	reorderTS     int64 // samples
+	resync        int64 // samples
+	paused        atomic.Bool
+
+	mu       sync.Mutex
+	hdr      header
+	streams  []*Stream
+	progress *os.File
+	finished bool
+	err      error
+
+	stop       chan struct{}
+	syncerDone chan struct{}
+}
+
+var errFinished = callvault.Errorf(callvault.ECONFLICT, "the recording session has finished")
+
+// NewSession creates the session's spool, writes its header durably and
+// starts receiving on the given streams (more can be added with AddStream).
+// Invalid configuration is EINVALID, an ID whose spool exists ECONFLICT.
+// On error the streams' sockets are left to the caller.
+func NewSession(cfg Config, streams ...StreamConfig) (*Session, error) {
+	if cfg.Dir == "" {
+		return nil, callvault.Errorf(callvault.EINVALID, "no spool folder")
+	}
+	if !validID(cfg.ID) {
+		return nil, callvault.Errorf(callvault.EINVALID, "session id %q cannot name a spool folder", cfg.ID)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Start.IsZero() {
+		cfg.Start = cfg.Now()
+	}
+	cfg.SyncEvery = orDefault(cfg.SyncEvery, time.Second)
+	cfg.FlushEvery = min(orDefault(cfg.FlushEvery, 100*time.Millisecond), cfg.SyncEvery)
+	cfg.Reorder = orDefault(cfg.Reorder, 60*time.Millisecond)
+	cfg.Resync = orDefault(cfg.Resync, 500*time.Millisecond)
+	s := &Session{
+		id: cfg.ID, root: cfg.Dir, dir: filepath.Join(cfg.Dir, cfg.ID),
+		start: cfg.Start, now: cfg.Now, syncEvery: cfg.SyncEvery,
+		flushAt:   max(2, int(2*cfg.FlushEvery/time.Duration(nsPerSample))),
+		reorder:   int64(cfg.Reorder),
+		reorderTS: int64(cfg.Reorder) / nsPerSample,
+		resync:    int64(cfg.Resync) / nsPerSample,
+		hdr: header{Version: spoolVersion, ID: cfg.ID, Start: cfg.Start.Round(0), Rate: Rate, Format: spoolFormat,
+			Meta: cfg.Meta, Streams: []headerStream{}},
+		stop: make(chan struct{}), syncerDone: make(chan struct{}),
+	}
+	if err := os.MkdirAll(s.root, 0o700); err != nil {
+		return nil, fmt.Errorf("media: spool folder: %w", err)
+	}
+	if err := os.Mkdir(s.dir, 0o700); errors.Is(err, os.ErrExist) {
+		return nil, callvault.Errorf(callvault.ECONFLICT, "a spool for session %s exists", cfg.ID)
+	} else if err != nil {
+		return nil, fmt.Errorf("media: spool folder: %w", err)
+	}
+	err := s.create(streams)
+	if err != nil {
+		for _, st := range s.streams {
+			st.track.f.Close()
+		}
+		if s.progress != nil {
+			s.progress.Close()
+		}
+		os.RemoveAll(s.dir)
+		return nil, err
+	}
+	for _, st := range s.streams {
+		go st.run()
+	}
+	go s.syncLoop()
+	return s, nil
+}
+
+func (s *Session) create(streams []StreamConfig) error {
+	for _, sc := range streams {
+		if err := s.prepare(sc); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, progressFile), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+	s.progress = f
+	if err := s.writeHeader(); err != nil {
+		return err
+	}
+	return syncDir(s.root)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > 128 || id[0] == '.' {
+		return false
+	}
+	for _, r := range id {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// prepare checks a stream's configuration, creates its spool file and adds
+// it to the session and the header (not yet written). The caller holds s.mu
+// or owns s alone.
+func (s *Session) prepare(sc StreamConfig) error {
+	switch {
+	case sc.Label == "":
+		return callvault.Errorf(callvault.EINVALID, "a stream has no label")
+	case sc.Side != callvault.SideExternal && sc.Side != callvault.SideStaff && sc.Side != SideMixed:
+		return callvault.Errorf(callvault.EINVALID, "stream %q has side %q, want %s, %s or %s", sc.Label, sc.Side, callvault.SideExternal, callvault.SideStaff, SideMixed)
+	case sc.Conn == nil:
+		return callvault.Errorf(callvault.EINVALID, "stream %q has no socket", sc.Label)
+	}
+	for _, hs := range s.hdr.Streams {
+		if hs.Label == sc.Label {
+			return callvault.Errorf(callvault.EINVALID, "two streams are labelled %q", sc.Label)
+		}
+	}
+	codecs, err := payloadTable(sc.PayloadTypes)
+	if err != nil {
+		return err
+	}
+	index := len(s.hdr.Streams)
+	name := fmt.Sprintf("stream-%d.pcm", index)
+	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+	st := &Stream{
+		sess: s, label: sc.Label, side: sc.Side, index: index, conn: sc.Conn,
+		remote: unmap(sc.Remote), latch: sc.Latch || !sc.Remote.IsValid(), codecs: codecs,
+		exited: make(chan struct{}), track: newTrack(f, s.flushAt), badSeq: -1,
+	}
+	st.udp, _ = sc.Conn.(*net.UDPConn)
+	hs := headerStream{Label: sc.Label, Side: sc.Side, File: name, PayloadTypes: sc.PayloadTypes}
+	if sc.Remote.IsValid() {
+		hs.Remote = sc.Remote.String()
+	}
+	s.hdr.Streams = append(s.hdr.Streams, hs)
+	s.streams = append(s.streams, st)
+	return nil
+}
+
+// AddStream adds a stream to a running session (a re-INVITE that adds an m=
+// line). Errors as for NewSession; ECONFLICT after Finish.
+func (s *Session) AddStream(sc StreamConfig) (*Stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return nil, errFinished
+	}
+	if err := s.prepare(sc); err != nil {
+		return nil, err
+	}
+	st := s.streams[len(s.streams)-1]
+	if err := s.writeHeader(); err != nil {
+		s.streams = s.streams[:len(s.streams)-1]
+		s.hdr.Streams = s.hdr.Streams[:len(s.hdr.Streams)-1]
+		st.track.f.Close()
+		os.Remove(st.track.f.Name())
+		return nil, err
+	}
+	go st.run()
+	return st, nil
+}
+
+// Start is the session's time zero.
+func (s *Session) Start() time.Time { return s.start }
+
+// Dir is the session's spool folder.
+func (s *Session) Dir() string { return s.dir }
+
+// since is t as an offset into the session, never negative.
+func (s *Session) since(t time.Time) time.Duration { return max(0, t.Sub(s.start)) }
+
+// Pause stops recording until Resume: packets keep being received and
+// counted, their audio is not written, and the timeline goes on with
+// silence. The pause is in the header (durably) before Pause returns, so it
+// survives a crash. Pausing a paused session does nothing.
+func (s *Session) Pause() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return errFinished
+	}
+	if s.paused.Load() {
+		return nil
+	}
+	s.paused.Store(true) // before the header write: nothing slips through meanwhile
+	at := s.since(s.now())
+	s.hdr.PausedSince = &at
+	return s.writeHeader()
+}
+
+// Resume ends a pause. Resuming a session that is not paused does nothing.
+func (s *Session) Resume() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return errFinished
+	}
+	if !s.paused.Load() {
+		return nil
+	}
+	s.hdr.Paused = append(s.hdr.Paused, Interval{From: *s.hdr.PausedSince, To: s.since(s.now())})
+	s.hdr.PausedSince = nil
+	err := s.writeHeader()
+	s.paused.Store(false)
+	return err
+}
+
+// SetMeta replaces the caller's metadata in the header (durably).
+func (s *Session) SetMeta(meta []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return errFinished
+	}
+	s.hdr.Meta = meta
+	return s.writeHeader()
+}
+
+// Err returns the first error that cost audio so far (a spool write or
+// fsync that failed, a socket that stopped working), or nil. Finish returns
+// it too; checking earlier lets the caller alert while the call goes on.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.errLocked()
+}
+
+func (s *Session) errLocked() error {
+	if s.err != nil {
+		return s.err
+	}
+	for _, st := range s.streams {
+		st.mu.Lock()
+		err := st.track.err
+		if err == nil && st.readErr != nil {
+			err = fmt.Errorf("media: stream %q stopped receiving: %w", st.label, st.readErr)
+		}
+		st.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stats returns the counters of every stream and their sums.
+func (s *Session) Stats() Stats {
+	s.mu.Lock()
+	streams := s.streams
+	s.mu.Unlock()
+	var out Stats
+	for _, st := range streams {
+		st.mu.Lock()
+		ss := st.stats()
+		st.mu.Unlock()
+		out.Streams = append(out.Streams, ss)
+		out.Total.add(ss)
+	}
+	return out
+}
+
+// Finish ends the session now: it stops the streams, closes their sockets,
+// plays out what the reorder buffers hold, fsyncs the spool and records the
+// end in the header. The returned Spool renders the recording; the session
+// lasts from Start to now. If audio could not be written, Finish returns the
+// Spool with what reached the disk, and the error. Stats stay readable.
+func (s *Session) Finish() (*Spool, error) {
+	s.mu.Lock()
+	if s.finished {
+		s.mu.Unlock()
+		return nil, errFinished
+	}
+	s.finished = true
+	end := s.now()
+	streams := s.streams
+	s.mu.Unlock()
+
+	close(s.stop)
+	<-s.syncerDone
+	for _, st := range streams {
+		st.stopping.Store(true)
+		st.conn.SetReadDeadline(time.Unix(1, 0)) // wakes the reader
+	}
+	var errs []error
+	for _, st := range streams {
+		<-st.exited
+		st.mu.Lock()
+		st.drain()
+		st.track.flush()
+		if err := st.track.f.Sync(); err != nil && st.track.err == nil {
+			st.track.err = fmt.Errorf("media: fsync %s: %w", st.track.f.Name(), err)
+		}
+		st.track.f.Close()
+		st.mu.Unlock()
+		st.conn.Close()
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.errLocked(); err != nil {
+		errs = append(errs, err)
+	}
+	d := s.since(end)
+	if s.hdr.PausedSince != nil {
+		s.hdr.Paused = append(s.hdr.Paused, Interval{From: *s.hdr.PausedSince, To: d})
+		s.hdr.PausedSince = nil
+	}
+	e := s.start.Add(d).Round(0)
+	s.hdr.End = &e
+	if err := s.writeHeader(); err != nil {
+		errs = append(errs, err)
+	}
+	s.progress.Close()
+	return s.hdr.spool(s.dir, d), errors.Join(errs...)
+}
+
+// syncLoop is the session's one timer: every SyncEvery it writes out what
+// the streams buffered, fsyncs the files that changed, and records that the
+// session was alive.
+func (s *Session) syncLoop() {
+	defer close(s.syncerDone)
+	t := time.NewTicker(s.syncEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.sync()
+		}
+	}
+}
+
+func (s *Session) sync() {
+	s.mu.Lock()
+	streams := s.streams
+	s.mu.Unlock()
+	now := s.since(s.now())
+	var errs []error
+	for _, st := range streams {
+		st.mu.Lock()
+		st.flushStale(int64(now))
+		dirty, f := st.track.dirty, st.track.f
+		st.track.dirty = false
+		st.mu.Unlock()
+		if dirty {
+			if err := f.Sync(); err != nil {
+				errs = append(errs, fmt.Errorf("media: fsync %s: %w", f.Name(), err))
+			}
+		}
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(now))
+	if _, err := s.progress.WriteAt(b[:], 0); err != nil {
+		errs = append(errs, fmt.Errorf("media: %w", err))
+	} else if err := s.progress.Sync(); err != nil {
+		errs = append(errs, fmt.Errorf("media: fsync progress: %w", err))
+	}
+	if len(errs) > 0 {
+		s.mu.Lock()
+		if s.err == nil {
+			s.err = errs[0]
+		}
+		s.mu.Unlock()
+	}
+}

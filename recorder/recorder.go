@@ -1,0 +1,704 @@
+// Package recorder is callvault's SIPREC recording server (RFC 7866): the
+// phone system or its SBC opens a recording session with a SIP INVITE whose
+// body holds the SDP of the streams to record and RFC 7865 metadata saying
+// who is on the call; the recorder answers every stream recvonly, receives
+// the RTP (package media), and when the session ends stores one stereo
+// recording through the same encrypted ingest path as the HTTP API.
+//
+// It uses github.com/emiago/sipgo for SIP, package siprec to read the
+// offer and metadata and build the answer, and package media for RTP and
+// the spool. Only configured recording clients (an address allow-list,
+// loopback by default) may open sessions; everything else is refused
+// before its body is read. The sockets of a session listen before the 200
+// OK goes out, so no early packet is lost. Audio is spooled to disk as it
+// arrives: after a kill -9, Recover turns every interrupted session into a
+// recording with all audio up to the last flush.
+package recorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+
+	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/archive"
+	"github.com/callvault/callvault/media"
+	"github.com/callvault/callvault/siprec"
+)
+
+// Defaults.
+const (
+	DefaultInactivity  = 60 * time.Second
+	DefaultMaxSessions = 2500
+	DefaultPortMin     = 20000
+	DefaultPortMax     = 39998
+)
+
+// Listener is one SIP transport the recorder listens on.
+type Listener struct {
+	Network string // "udp" or "tcp"
+	Addr    string // host:port
+}
+
+// Recorder is the SIPREC recording server.
+type Recorder struct {
+	Listen  []Listener
+	Allow   []netip.Prefix // recording clients; DefaultAllow when empty
+	MediaIP netip.Addr     // where RTP is received and what the answer announces
+	PortMin int            // RTP port range (even ports)
+	PortMax int
+	// SpoolDir holds the audio of sessions in progress.
+	SpoolDir string
+	// Inactivity ends a session that has received no RTP for this long
+	// (a BYE that never came): default DefaultInactivity.
+	Inactivity  time.Duration
+	MaxSessions int
+
+	Archive   *archive.Archive
+	Source    *callvault.Source // the siprec source the recordings are filed under
+	Academies callvault.AcademyService
+	// Space, when set, refuses new sessions (503) when storage is nearly
+	// full; sessions in progress continue.
+	Space  interface{ Admit() error }
+	Logger *slog.Logger
+	Now    func() time.Time
+
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	dialogs sipgo.DialogUA
+	ports   *ports
+
+	mu       sync.Mutex
+	sessions map[string]*session // by Call-ID
+	wg       sync.WaitGroup      // sessions being stored
+	acad     academyCache
+}
+
+// session is one recording session in progress.
+type session struct {
+	callID  string
+	id      string // the recording's spool id
+	dialog  *sipgo.DialogServerSession
+	media   *media.Session
+	offer   *siprec.Offer
+	answer  []byte
+	version uint64
+	ports   []int
+	meta    spoolMeta
+
+	lastData  uint64
+	lastHeard time.Time
+	ending    bool
+}
+
+// spoolMeta is what the recorder keeps in the spool header to make the
+// recording, also after a crash.
+type spoolMeta struct {
+	CallID       string                  `json:"call_id"`
+	Direction    string                  `json:"direction,omitempty"`
+	Participants []callvault.Participant `json:"participants,omitempty"`
+}
+
+// Start listens on every configured transport and returns when they are
+// ready. Stop with Close (and cancel ctx).
+func (r *Recorder) Start(ctx context.Context) error {
+	if r.Archive == nil || r.Source == nil || r.SpoolDir == "" {
+		return errors.New("recorder: needs an archive, a source and a spool folder")
+	}
+	if len(r.Allow) == 0 {
+		r.Allow = DefaultAllow
+	}
+	if !r.MediaIP.IsValid() {
+		r.MediaIP = netip.MustParseAddr("127.0.0.1")
+	}
+	if r.PortMin == 0 && r.PortMax == 0 {
+		r.PortMin, r.PortMax = DefaultPortMin, DefaultPortMax
+	}
+	var err error
+	if r.ports, err = newPorts(r.MediaIP, r.PortMin, r.PortMax); err != nil {
+		return err
+	}
+	if r.Inactivity <= 0 {
+		r.Inactivity = DefaultInactivity
+	}
+	if r.MaxSessions <= 0 {
+		r.MaxSessions = DefaultMaxSessions
+	}
+	r.sessions = map[string]*session{}
+	if r.ua, err = sipgo.NewUA(sipgo.WithUserAgent("callvault-srs")); err != nil {
+		return err
+	}
+	if r.srv, err = sipgo.NewServer(r.ua, sipgo.WithServerLogger(r.log())); err != nil {
+		return err
+	}
+	client, err := sipgo.NewClient(r.ua)
+	if err != nil {
+		return err
+	}
+	// The Contact of our answers: where in-dialog requests (ACK, BYE,
+	// re-INVITE) come back to.
+	contact := sip.Uri{User: "srs", Host: r.MediaIP.String()}
+	if len(r.Listen) > 0 {
+		if ap, err := netip.ParseAddrPort(r.Listen[0].Addr); err == nil {
+			if !ap.Addr().IsUnspecified() {
+				contact.Host = ap.Addr().String()
+			}
+			contact.Port = int(ap.Port())
+		}
+	}
+	r.dialogs = sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: contact}}
+	r.srv.OnInvite(r.onInvite)
+	r.srv.OnAck(r.onAck)
+	r.srv.OnBye(r.onBye)
+	r.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		if !allowed(r.Allow, req.Source()) {
+			r.respond(tx, req, 403, "Forbidden", "not a configured recording client")
+			return
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	r.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+
+	for _, l := range r.Listen {
+		ready := make(chan struct{})
+		lctx := context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyCtxValue(ready))
+		errc := make(chan error, 1)
+		go func() { errc <- r.srv.ListenAndServe(lctx, l.Network, l.Addr) }()
+		select {
+		case <-ready:
+		case err := <-errc:
+			return fmt.Errorf("recorder: listen %s %s: %w", l.Network, l.Addr, err)
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("recorder: listen %s %s: not ready after 5 s", l.Network, l.Addr)
+		}
+	}
+	go r.watchInactivity(ctx)
+	return nil
+}
+
+// Close stops taking sessions, ends those in progress and stores them.
+func (r *Recorder) Close() error {
+	r.mu.Lock()
+	var open []*session
+	for _, s := range r.sessions {
+		if !s.ending {
+			s.ending = true
+			open = append(open, s)
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range open {
+		r.finish(s, "server stopping")
+	}
+	r.wg.Wait()
+	if r.srv != nil {
+		r.srv.Close()
+	}
+	if r.ua != nil {
+		return r.ua.Close()
+	}
+	return nil
+}
+
+// Sessions returns how many recording sessions are in progress.
+func (r *Recorder) Sessions() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sessions)
+}
+
+// respond answers a request outside a dialog, with a Warning saying why.
+func (r *Recorder) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, why string) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if why != "" {
+		res.AppendHeader(sip.NewHeader("Warning", `399 callvault "`+strings.ReplaceAll(why, `"`, `'`)+`"`))
+	}
+	if code == 503 {
+		res.AppendHeader(sip.NewHeader("Retry-After", "300"))
+	}
+	if err := tx.Respond(res); err != nil {
+		r.log().Debug("sip: respond failed", "code", code, "err", err)
+	}
+}
+
+// isSIPREC reports whether an INVITE opens a recording session: it
+// requires the siprec option tag, or its Contact carries +sip.src. Clients
+// differ in which they send; either is enough.
+func isSIPREC(req *sip.Request) bool {
+	for _, h := range req.GetHeaders("Require") {
+		for _, tag := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(tag), "siprec") {
+				return true
+			}
+		}
+	}
+	if c := req.Contact(); c != nil && c.Params != nil {
+		if _, ok := c.Params.Get("+sip.src"); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if !allowed(r.Allow, req.Source()) {
+		r.respond(tx, req, 403, "Forbidden", "not a configured recording client")
+		r.log().Warn("sip: INVITE from an address that is not a recording client", "source", req.Source())
+		return
+	}
+	callID := ""
+	if h := req.CallID(); h != nil {
+		callID = h.Value()
+	}
+	if to := req.To(); to != nil && to.Params != nil {
+		if _, ok := to.Params.Get("tag"); ok {
+			r.onReinvite(req, tx, callID)
+			return
+		}
+	}
+	if !isSIPREC(req) {
+		r.respond(tx, req, 488, "Not Acceptable Here", "callvault only accepts SIPREC recording sessions (Require: siprec)")
+		return
+	}
+	if callID == "" {
+		r.respond(tx, req, 400, "Bad Request", "no Call-ID")
+		return
+	}
+	if r.Space != nil {
+		if err := r.Space.Admit(); err != nil {
+			r.respond(tx, req, 503, "Service Unavailable", "storage nearly full: recording refused, retry later")
+			return
+		}
+	}
+	r.mu.Lock()
+	_, dup := r.sessions[callID]
+	n := len(r.sessions)
+	r.mu.Unlock()
+	if dup {
+		r.respond(tx, req, 482, "Loop Detected", "a recording session with this Call-ID is in progress")
+		return
+	}
+	if n >= r.MaxSessions {
+		r.respond(tx, req, 503, "Service Unavailable", "too many recording sessions")
+		return
+	}
+
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	sdpBody, metaBody, err := siprec.SplitBody(ct, req.Body())
+	if err != nil {
+		r.respond(tx, req, 400, "Bad Request", callvault.ErrorMessage(err))
+		return
+	}
+	offer, err := siprec.ParseOffer(sdpBody)
+	if err != nil {
+		r.respond(tx, req, 400, "Bad Request", callvault.ErrorMessage(err))
+		return
+	}
+	var meta *siprec.Metadata
+	if len(metaBody) > 0 {
+		if meta, err = siprec.ParseMetadata(metaBody); err != nil {
+			// Still record: the audio matters more than who was on it.
+			r.log().Warn("sip: recording metadata does not parse; recording without it", "call_id", callID, "err", err)
+			meta = nil
+		}
+	}
+
+	s := &session{callID: callID, id: uuid.Must(uuid.NewV7()).String(), offer: offer, version: 1}
+	var sides map[string]string
+	s.meta, sides = r.describe(context.Background(), callID, offer, meta)
+	streams, err := r.openStreams(s, offer, sides)
+	if err != nil {
+		r.respond(tx, req, 500, "Server Internal Error", "no media port free")
+		return
+	}
+	answer, err := siprec.Answer(offer, siprec.AnswerOptions{Addr: r.MediaIP.String(), Ports: s.ports,
+		Supported: supportedCodec, SessionID: uint64(time.Now().UnixNano()), SessionVersion: s.version})
+	if err != nil {
+		r.closeStreams(s, streams)
+		if errors.Is(err, siprec.ErrNoCodec) || errors.Is(err, siprec.ErrNoCrypto) {
+			r.respond(tx, req, 488, "Not Acceptable Here", "no stream offers a codec callvault records (PCMU, PCMA, G722)")
+			return
+		}
+		r.respond(tx, req, 500, "Server Internal Error", "")
+		r.log().Error("sip: could not build the answer", "call_id", callID, "err", err)
+		return
+	}
+	s.answer = answer
+	metaJSON, _ := json.Marshal(s.meta)
+	var active []media.StreamConfig
+	for _, sc := range streams {
+		if sc.Conn != nil {
+			active = append(active, sc)
+		}
+	}
+	ms, err := media.NewSession(media.Config{Dir: r.SpoolDir, ID: s.id, Now: r.Now, Meta: metaJSON}, active...)
+	if err != nil {
+		r.closeStreams(s, streams)
+		r.respond(tx, req, 500, "Server Internal Error", "the recording could not be started")
+		r.log().Error("sip: could not start the spool", "call_id", callID, "err", err)
+		return
+	}
+	s.media = ms
+	if paused(offer) {
+		ms.Pause()
+	}
+
+	dialog, err := r.dialogs.ReadInvite(req, tx)
+	if err != nil {
+		r.abandon(s)
+		r.respond(tx, req, 400, "Bad Request", err.Error())
+		return
+	}
+	s.dialog = dialog
+	s.lastHeard = r.now()
+	r.mu.Lock()
+	r.sessions[callID] = s
+	r.mu.Unlock()
+	if err := dialog.RespondSDP(answer); err != nil {
+		r.log().Error("sip: could not answer", "call_id", callID, "err", err)
+		r.mu.Lock()
+		delete(r.sessions, callID)
+		r.mu.Unlock()
+		r.abandon(s)
+		return
+	}
+	r.log().Info("recording session started", "call_id", callID, "recording", s.id, "streams", len(active), "source", req.Source())
+}
+
+// paused reports whether the offer asks for no recording right now.
+func paused(o *siprec.Offer) bool {
+	for _, st := range o.Streams {
+		if st.Media == "audio" && st.Port != 0 && st.Direction != siprec.Inactive && st.RecordPref != "pause" && st.RecordPref != "off" {
+			return false
+		}
+	}
+	return true
+}
+
+func supportedCodec(c siprec.Codec) bool {
+	return c.ClockRate == 8000 && (c.Name == "PCMU" || c.Name == "PCMA") && media.Supported(c.Name+"/8000") ||
+		c.Name == "G722" && media.Supported("G722/8000")
+}
+
+// openStreams opens a socket for every audio stream the recorder can take,
+// before the answer goes out. Streams it cannot take get port 0.
+func (r *Recorder) openStreams(s *session, o *siprec.Offer, sides map[string]string) ([]media.StreamConfig, error) {
+	out := make([]media.StreamConfig, len(o.Streams))
+	s.ports = make([]int, len(o.Streams))
+	audio := 0
+	for i, st := range o.Streams {
+		if st.Media != "audio" || st.Port == 0 || !st.IsRTP() || st.IsSRTP() || !hasSupported(st) {
+			continue
+		}
+		conn, port, err := r.ports.open()
+		if err != nil {
+			r.closeStreams(s, out)
+			return nil, err
+		}
+		s.ports[i] = port
+		pts := map[uint8]string{}
+		for _, c := range st.Codecs {
+			if c.Name != "" {
+				pts[c.PT] = c.Name + "/" + strconv.Itoa(c.ClockRate)
+			}
+		}
+		// RTP must come from the address the offer names; many clients
+		// (and sipp) send it from another port than their SDP says.
+		var remote netip.AddrPort
+		if a, err := netip.ParseAddr(st.Addr); err == nil && !a.IsUnspecified() {
+			remote = netip.AddrPortFrom(a.Unmap(), 0)
+		}
+		label := st.Label
+		if label == "" {
+			label = "m" + strconv.Itoa(i)
+		}
+		out[i] = media.StreamConfig{Label: label, Side: side(sides, st.Label, audio), Conn: conn, Remote: remote, PayloadTypes: pts}
+		audio++
+	}
+	return out, nil
+}
+
+func hasSupported(st siprec.Stream) bool {
+	for _, c := range st.Codecs {
+		if supportedCodec(c) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Recorder) closeStreams(s *session, streams []media.StreamConfig) {
+	for i, sc := range streams {
+		if sc.Conn != nil {
+			sc.Conn.Close()
+		}
+		if i < len(s.ports) && s.ports[i] != 0 {
+			r.ports.release(s.ports[i])
+		}
+	}
+}
+
+// abandon drops a session that never started: its spool and its ports.
+func (r *Recorder) abandon(s *session) {
+	if s.media != nil {
+		if sp, err := s.media.Finish(); err == nil {
+			sp.Remove()
+		}
+	}
+	for _, p := range s.ports {
+		if p != 0 {
+			r.ports.release(p)
+		}
+	}
+}
+
+func (r *Recorder) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if s := r.find(req); s != nil {
+		s.dialog.ReadAck(req, tx)
+	}
+}
+
+func (r *Recorder) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	s := r.find(req)
+	if s == nil {
+		tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	if err := s.dialog.ReadBye(req, tx); err != nil {
+		tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	r.mu.Lock()
+	if s.ending {
+		r.mu.Unlock()
+		return
+	}
+	s.ending = true
+	r.mu.Unlock()
+	r.finish(s, "BYE")
+}
+
+func (r *Recorder) find(req *sip.Request) *session {
+	h := req.CallID()
+	if h == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessions[h.Value()]
+}
+
+// onReinvite applies a re-INVITE: new metadata, pause and resume. Streams
+// keep their ports; new ones are rejected.
+func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID string) {
+	r.mu.Lock()
+	s := r.sessions[callID]
+	r.mu.Unlock()
+	if s == nil {
+		r.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	sdpBody, metaBody, err := siprec.SplitBody(ct, req.Body())
+	if err != nil {
+		r.respond(tx, req, 400, "Bad Request", callvault.ErrorMessage(err))
+		return
+	}
+	offer, err := siprec.ParseOffer(sdpBody)
+	if err != nil {
+		r.respond(tx, req, 400, "Bad Request", callvault.ErrorMessage(err))
+		return
+	}
+	if len(metaBody) > 0 {
+		if meta, err := siprec.ParseMetadata(metaBody); err == nil && len(meta.Participants) > 0 {
+			m, _ := r.describe(context.Background(), callID, offer, meta)
+			if b, err := json.Marshal(m); err == nil && s.media.SetMeta(b) == nil {
+				r.mu.Lock()
+				s.meta = m
+				r.mu.Unlock()
+			}
+		}
+	}
+	ports := make([]int, len(offer.Streams))
+	copy(ports, s.ports)
+	s.version++
+	answer, err := siprec.Answer(offer, siprec.AnswerOptions{Addr: r.MediaIP.String(), Ports: ports,
+		Supported: supportedCodec, SessionID: s.offer.SessionID + 1, SessionVersion: s.version})
+	if err != nil {
+		r.respond(tx, req, 488, "Not Acceptable Here", "the new offer has no stream callvault can record")
+		return
+	}
+	if paused(offer) {
+		s.media.Pause()
+	} else {
+		s.media.Resume()
+	}
+	res := sip.NewSDPResponseFromRequest(req, answer)
+	if err := tx.Respond(res); err != nil {
+		r.log().Warn("sip: could not answer a re-INVITE", "call_id", callID, "err", err)
+	}
+}
+
+// watchInactivity ends sessions that have received nothing for
+// r.Inactivity (a BYE that was lost, a client that died).
+func (r *Recorder) watchInactivity(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := r.now()
+		var idle []*session
+		r.mu.Lock()
+		for _, s := range r.sessions {
+			if s.ending {
+				continue
+			}
+			if d := s.media.Stats().Total.Datagrams; d != s.lastData {
+				s.lastData, s.lastHeard = d, now
+			} else if now.Sub(s.lastHeard) >= r.Inactivity {
+				s.ending = true
+				idle = append(idle, s)
+			}
+		}
+		r.mu.Unlock()
+		for _, s := range idle {
+			r.log().Warn("recording session ended: no RTP", "call_id", s.callID, "for", r.Inactivity)
+			bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			s.dialog.Bye(bctx)
+			cancel()
+			r.finish(s, "no RTP")
+		}
+	}
+}
+
+// finish ends a session's media and stores its recording in the
+// background; the spool stays until the recording is stored.
+func (r *Recorder) finish(s *session, why string) {
+	st := s.media.Stats().Total
+	sp, err := s.media.Finish()
+	for _, p := range s.ports {
+		if p != 0 {
+			r.ports.release(p)
+		}
+	}
+	if err != nil {
+		r.log().Error("recording session ended with an error; storing what was spooled", "call_id", s.callID, "err", err)
+		if sp == nil {
+			r.drop(s)
+			return
+		}
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer r.drop(s)
+		if err := r.store(context.Background(), sp, false); err != nil {
+			r.log().Error("recording could not be stored; its spool is kept and retried at the next start", "call_id", s.callID, "err", err)
+			return
+		}
+		r.log().Info("recording session ended", "call_id", s.callID, "why", why, "duration", sp.Duration().Round(time.Millisecond),
+			"packets", st.Packets, "lost", st.Lost, "late", st.Late, "duplicates", st.Duplicates, "wrong_source", st.WrongSource,
+			"resyncs", st.Resyncs, "jitter", st.Jitter)
+	}()
+}
+
+func (r *Recorder) drop(s *session) {
+	r.mu.Lock()
+	if r.sessions[s.callID] == s {
+		delete(r.sessions, s.callID)
+	}
+	r.mu.Unlock()
+}
+
+// store renders a spool into the encrypted ingest path and removes it once
+// the recording is stored (or was already: ingest is idempotent by
+// Call-ID).
+func (r *Recorder) store(ctx context.Context, sp *media.Spool, interrupted bool) error {
+	var m spoolMeta
+	if err := json.Unmarshal(sp.Meta, &m); err != nil || m.CallID == "" {
+		return fmt.Errorf("spool %s has no usable session header: %v", sp.ID, err)
+	}
+	end := sp.End
+	meta := archive.Metadata{SourceRef: m.CallID, StartedAt: sp.Start, EndedAt: &end, Direction: m.Direction}
+	for _, p := range m.Participants {
+		meta.Participants = append(meta.Participants, archive.MetadataParticipant{Number: p.Number, Extension: p.Extension, Name: p.Name, Side: p.Side})
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(sp.Render(pw)) }()
+	pauses := make([]callvault.Pause, len(sp.Paused))
+	for i, p := range sp.Paused {
+		pauses[i] = callvault.Pause{From: p.From, To: p.To}
+	}
+	sys := callvault.NewContextWithActor(ctx, &callvault.Actor{Source: r.Source})
+	ev := callvault.AuditEvent{Action: "recording.ingest", Details: map[string]string{"via": "siprec", "interrupted": strconv.FormatBool(interrupted)}}
+	ev.SetActor(callvault.ActorFromContext(sys))
+	_, _, err := r.Archive.Ingest(callvault.WithPendingAudit(sys, callvault.NewPendingAudit(ev)), archive.IngestRequest{Source: r.Source, Meta: meta, Audio: pr,
+		Interrupted: interrupted, Pauses: pauses})
+	pr.CloseWithError(err)
+	if err != nil {
+		return err
+	}
+	return sp.Remove()
+}
+
+// Recover stores the recordings of sessions a crash interrupted (kill -9,
+// power loss): all audio up to the last flush. Call it before Start.
+func (r *Recorder) Recover(ctx context.Context) (int, error) {
+	spools, err := media.Recover(r.SpoolDir)
+	if err != nil {
+		// Store what could be read; the rest stays for the operator.
+		r.log().Error("some spools of interrupted sessions cannot be read; they are kept", "err", err)
+	}
+	n := 0
+	for _, sp := range spools {
+		if sp.Frames() == 0 {
+			r.log().Warn("an interrupted session had no audio; its spool is removed", "spool", sp.ID)
+			sp.Remove()
+			continue
+		}
+		if err := r.store(ctx, sp, sp.Interrupted); err != nil {
+			r.log().Error("interrupted recording could not be stored; its spool is kept", "spool", sp.ID, "err", err)
+			continue
+		}
+		n++
+	}
+	return n, err
+}
+
+func (r *Recorder) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Recorder) log() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}

@@ -1,0 +1,227 @@
+// Package siprectest is a SIPREC recording client for tests and load
+// generation: it opens a recording session on a callvault recorder the way
+// an SBC does (INVITE with Require: siprec, a +sip.src Contact and a
+// multipart body of SDP and RFC 7865 metadata), streams two RTP streams of
+// real G.711 audio in real time, and hangs up. It uses the same libraries
+// as the recorder (sipgo, pion/rtp).
+package siprectest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+	"github.com/zaf/g711"
+
+	"github.com/callvault/callvault/siprec"
+)
+
+// Party is one side of the recorded call.
+type Party struct {
+	AOR  string // "sip:+447700900123@pstn.example"
+	Name string
+}
+
+// Call describes one recording session to send.
+type Call struct {
+	CallID         string
+	Codec          string // "PCMU" (default) or "PCMA"
+	Caller, Callee Party
+	// Caller's audio goes on stream label 1, the callee's on label 2, at
+	// 8 kHz; the session lasts as long as the longer of the two.
+	CallerAudio, CalleeAudio []int16
+	Ptime                    time.Duration // default 20 ms
+	// NoBye leaves the session without hanging up (inactivity tests).
+	NoBye bool
+}
+
+// Client sends recording sessions to one recorder.
+type Client struct {
+	Server netip.AddrPort // the recorder's SIP address (UDP)
+	IP     netip.Addr     // this side's address, default 127.0.0.1
+
+	ua     *sipgo.UserAgent
+	client *sipgo.Client
+	dialog sipgo.DialogUA
+	port   int
+}
+
+// NewClient makes a client with its own SIP socket.
+func NewClient(server netip.AddrPort) (*Client, error) {
+	c := &Client{Server: server, IP: netip.MustParseAddr("127.0.0.1")}
+	// SBCs send SIPREC INVITEs (SDP and metadata, 2-4 KB) over UDP as one
+	// fragmented datagram; sipgo would otherwise insist on TCP above 1300
+	// bytes. This is process-wide: a test client only.
+	sip.UDPMTUSize = 65000
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("callvault-siprectest"))
+	if err != nil {
+		return nil, err
+	}
+	c.ua = ua
+	if c.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(c.IP.String())); err != nil {
+		return nil, err
+	}
+	params := sip.NewParams()
+	params.Add("+sip.src", "")
+	c.dialog = sipgo.DialogUA{Client: c.client, ContactHDR: sip.ContactHeader{
+		Address: sip.Uri{User: "sbc", Host: c.IP.String()}, Params: params}}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		return nil, err
+	}
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	return c, nil
+}
+
+// Close releases the client's sockets.
+func (c *Client) Close() error { return c.ua.Close() }
+
+// Result is what the recorder answered.
+type Result struct {
+	Status int
+	Answer *siprec.Offer // the SDP answer, parsed
+}
+
+// Run opens the session, streams the audio in real time and hangs up.
+func (c *Client) Run(ctx context.Context, call Call) (*Result, error) {
+	if call.Codec == "" {
+		call.Codec = "PCMU"
+	}
+	if call.Ptime == 0 {
+		call.Ptime = 20 * time.Millisecond
+	}
+	pt := uint8(0)
+	if call.Codec == "PCMA" {
+		pt = 8
+	}
+	// The RTP sockets exist before the offer names their ports.
+	var conns [2]*net.UDPConn
+	for i := range conns {
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: c.IP.AsSlice()})
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		conns[i] = conn
+	}
+	body, boundary := Body(call, c.IP, [2]int{conns[0].LocalAddr().(*net.UDPAddr).Port, conns[1].LocalAddr().(*net.UDPAddr).Port}, pt)
+	req := sip.NewRequest(sip.INVITE, sip.Uri{User: "srs", Host: c.Server.Addr().String(), Port: int(c.Server.Port())})
+	req.SetBody(body)
+	req.AppendHeader(sip.NewHeader("Content-Type", "multipart/mixed;boundary="+boundary))
+	req.AppendHeader(sip.NewHeader("Require", "siprec"))
+	if call.CallID != "" {
+		cid := sip.CallIDHeader(call.CallID)
+		req.AppendHeader(&cid)
+	}
+	d, err := c.dialog.WriteInvite(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	if err := d.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		res := &Result{}
+		if d.InviteResponse != nil {
+			res.Status = d.InviteResponse.StatusCode
+		}
+		return res, err
+	}
+	res := &Result{Status: d.InviteResponse.StatusCode}
+	if res.Answer, err = siprec.ParseOffer(d.InviteResponse.Body()); err != nil {
+		return res, fmt.Errorf("answer: %w", err)
+	}
+	if err := d.Ack(ctx); err != nil {
+		return res, err
+	}
+	if len(res.Answer.Streams) != 2 {
+		return res, fmt.Errorf("answer has %d streams, want 2", len(res.Answer.Streams))
+	}
+	var dst [2]*net.UDPAddr
+	for i, st := range res.Answer.Streams {
+		dst[i] = &net.UDPAddr{IP: net.ParseIP(st.Addr), Port: st.Port}
+	}
+	if err := stream(ctx, conns, dst, [2][]int16{call.CallerAudio, call.CalleeAudio}, call.Ptime, pt); err != nil {
+		return res, err
+	}
+	if call.NoBye {
+		return res, nil
+	}
+	return res, d.Bye(ctx)
+}
+
+// stream sends both legs in real time, one packet per ptime each.
+func stream(ctx context.Context, conns [2]*net.UDPConn, dst [2]*net.UDPAddr, legs [2][]int16, ptime time.Duration, pt uint8) error {
+	per := int(ptime / (time.Second / 8000))
+	n := max(len(legs[0]), len(legs[1]))
+	var pkts [2]rtp.Packet
+	for i := range pkts {
+		pkts[i].Header = rtp.Header{Version: 2, PayloadType: pt, SSRC: uint32(0x1000 + i), SequenceNumber: uint16(100 * i), Timestamp: uint32(1000 * i)}
+	}
+	start := time.Now()
+	buf := make([]byte, 1500)
+	for k, off := 0, 0; off < n; k, off = k+1, off+per {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for i := range 2 {
+			pcm := make([]byte, 2*per)
+			for j := 0; j < per && off+j < len(legs[i]); j++ {
+				s := legs[i][off+j]
+				pcm[2*j], pcm[2*j+1] = byte(s), byte(uint16(s)>>8)
+			}
+			if pt == 8 {
+				pkts[i].Payload = g711.EncodeAlaw(pcm)
+			} else {
+				pkts[i].Payload = g711.EncodeUlaw(pcm)
+			}
+			m, err := pkts[i].MarshalTo(buf)
+			if err != nil {
+				return err
+			}
+			if _, err := conns[i].WriteToUDP(buf[:m], dst[i]); err != nil {
+				return err
+			}
+			pkts[i].SequenceNumber++
+			pkts[i].Timestamp += uint32(per)
+		}
+		time.Sleep(time.Until(start.Add(time.Duration(k+1) * ptime)))
+	}
+	return nil
+}
+
+// Body is the multipart INVITE body of a call: SDP with two sendonly
+// streams (labels 1 and 2) on ports, and metadata saying the caller sends
+// 1 and the callee 2.
+func Body(call Call, ip netip.Addr, ports [2]int, pt uint8) ([]byte, string) {
+	codec := map[uint8]string{0: "PCMU", 8: "PCMA"}[pt]
+	var sdp strings.Builder
+	fmt.Fprintf(&sdp, "v=0\r\no=sbc 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n", ip, ip)
+	for i, p := range ports {
+		fmt.Fprintf(&sdp, "m=audio %d RTP/AVP %d 101\r\na=rtpmap:%d %s/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na=sendonly\r\na=label:%d\r\n",
+			p, pt, pt, codec, i+1)
+	}
+	meta := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
+<recording xmlns="urn:ietf:params:xml:ns:recording:1">
+<datamode>complete</datamode>
+<session session_id="c2Vzcw=="/>
+<participant participant_id="cA=="><nameID aor=%q><name>%s</name></nameID></participant>
+<participant participant_id="cQ=="><nameID aor=%q><name>%s</name></nameID></participant>
+<stream stream_id="czE=" session_id="c2Vzcw=="><label>1</label></stream>
+<stream stream_id="czI=" session_id="c2Vzcw=="><label>2</label></stream>
+<participantstreamassoc participant_id="cA=="><send>czE=</send><recv>czI=</recv></participantstreamassoc>
+<participantstreamassoc participant_id="cQ=="><send>czI=</send><recv>czE=</recv></participantstreamassoc>
+</recording>
+`, call.Caller.AOR, call.Caller.Name, call.Callee.AOR, call.Callee.Name)
+	const boundary = "callvault-siprectest"
+	body := "--" + boundary + "\r\nContent-Type: application/sdp\r\n\r\n" + sdp.String() +
+		"\r\n--" + boundary + "\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n" + meta +
+		"\r\n--" + boundary + "--\r\n"
+	return []byte(body), boundary
+}
