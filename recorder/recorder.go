@@ -82,6 +82,8 @@ type Recorder struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session // by Call-ID
+	started  uint64              // sessions answered
+	rejected map[int]uint64      // INVITEs refused, by status code
 	wg       sync.WaitGroup      // sessions being stored
 	acad     academyCache
 }
@@ -137,6 +139,7 @@ func (r *Recorder) Start(ctx context.Context) error {
 		r.MaxSessions = DefaultMaxSessions
 	}
 	r.sessions = map[string]*session{}
+	r.rejected = map[int]uint64{}
 	if r.ua, err = sipgo.NewUA(sipgo.WithUserAgent("callvault-srs")); err != nil {
 		return err
 	}
@@ -221,8 +224,31 @@ func (r *Recorder) Sessions() int {
 	return len(r.sessions)
 }
 
+// Counts is what the recorder has done since it started, for metrics.
+type Counts struct {
+	Active   int            // sessions in progress
+	Started  uint64         // sessions answered
+	Rejected map[int]uint64 // INVITEs refused, by SIP status
+}
+
+// Counts returns the recorder's counters.
+func (r *Recorder) Counts() Counts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := Counts{Active: len(r.sessions), Started: r.started, Rejected: make(map[int]uint64, len(r.rejected))}
+	for k, v := range r.rejected {
+		c.Rejected[k] = v
+	}
+	return c
+}
+
 // respond answers a request outside a dialog, with a Warning saying why.
 func (r *Recorder) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, why string) {
+	if req.IsInvite() && code >= 300 {
+		r.mu.Lock()
+		r.rejected[code]++
+		r.mu.Unlock()
+	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	if why != "" {
 		res.AppendHeader(sip.NewHeader("Warning", `399 callvault "`+strings.ReplaceAll(why, `"`, `'`)+`"`))
@@ -370,6 +396,7 @@ func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.lastHeard = r.now()
 	r.mu.Lock()
 	r.sessions[callID] = s
+	r.started++
 	r.mu.Unlock()
 	if err := dialog.RespondSDP(answer); err != nil {
 		r.log().Error("sip: could not answer", "call_id", callID, "err", err)

@@ -1,0 +1,116 @@
+package recorder_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/recorder/siprectest"
+)
+
+// refusing is a storage monitor at its floor.
+type refusing struct{}
+
+func (refusing) Admit() error {
+	return callvault.Errorf(callvault.EUNAVAILABLE, "storage is nearly full")
+}
+
+// invite sends one INVITE with body and headers and returns the final
+// response.
+func invite(t *testing.T, f *fixture, body []byte, headers ...sip.Header) *sip.Response {
+	t.Helper()
+	ua, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	c, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := sip.NewRequest(sip.INVITE, sip.Uri{User: "srs", Host: "127.0.0.1", Port: int(f.sip.Port())})
+	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{User: "x", Host: "127.0.0.1"}})
+	for _, h := range headers {
+		req.AppendHeader(h)
+	}
+	req.SetBody(body)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := c.Do(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// An ordinary call is refused clearly (488 with a Warning); a SIPREC offer
+// with no codec the recorder decodes gets 488; a malformed body 400; and
+// at the storage floor new sessions get 503 with Retry-After. Nothing is
+// left behind.
+func TestRejections(t *testing.T) {
+	sip.UDPMTUSize = 65000
+	f := newFixture(t)
+	g729 := []byte("v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\na=sendonly\r\na=label:1\r\n")
+	plain := []byte("v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+	sdp := sip.NewHeader("Content-Type", "application/sdp")
+	siprec := sip.NewHeader("Require", "siprec")
+
+	if res := invite(t, f, plain, sdp); res.StatusCode != 488 || res.GetHeader("Warning") == nil {
+		t.Errorf("a plain INVITE got %d (Warning %v), want 488 with a Warning", res.StatusCode, res.GetHeader("Warning"))
+	}
+	if res := invite(t, f, g729, sdp, siprec); res.StatusCode != 488 {
+		t.Errorf("a G.729-only offer got %d, want 488", res.StatusCode)
+	}
+	if res := invite(t, f, []byte("garbage"), sip.NewHeader("Content-Type", "multipart/mixed;boundary=x"), siprec); res.StatusCode != 400 {
+		t.Errorf("a malformed body got %d, want 400", res.StatusCode)
+	}
+
+	f.rec.Space = refusing{}
+	c, err := siprectest.NewClient(f.sip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.Run(context.Background(), siprectest.Call{CallID: "full@sbc", CallerAudio: make([]int16, 800), CalleeAudio: make([]int16, 800),
+		Caller: siprectest.Party{AOR: "sip:+447700900123@x"}, Callee: siprectest.Party{AOR: "sip:2001@x"}})
+	if err == nil || res == nil || res.Status != 503 {
+		t.Fatalf("a session at the storage floor got %v, %v; want 503", res, err)
+	}
+	counts := f.rec.Counts()
+	if counts.Active != 0 || counts.Started != 0 || counts.Rejected[488] != 2 || counts.Rejected[400] != 1 || counts.Rejected[503] != 1 {
+		t.Errorf("counts = %+v", counts)
+	}
+}
+
+// A session whose BYE never comes ends after the inactivity timeout and is
+// stored like any other.
+func TestInactivityEndsSession(t *testing.T) {
+	f := newFixture(t) // Inactivity: 2 s
+	c, err := siprectest.NewClient(f.sip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	speech := make([]int16, 8000)
+	for i := range speech {
+		speech[i] = int16(1000 * (i%40 - 20))
+	}
+	if _, err := c.Run(context.Background(), siprectest.Call{CallID: "nobye@sbc", NoBye: true, CallerAudio: speech, CalleeAudio: speech,
+		Caller: siprectest.Party{AOR: "sip:+447700900123@x"}, Callee: siprectest.Party{AOR: "sip:2001@x"}}); err != nil {
+		t.Fatal(err)
+	}
+	if f.rec.Sessions() != 1 {
+		t.Fatalf("%d sessions in progress after the audio, want 1 (no BYE yet)", f.rec.Sessions())
+	}
+	rec := f.waitRecording(t, "nobye@sbc")
+	if rec.Duration < time.Second || rec.Duration > 5*time.Second {
+		t.Errorf("duration %v: 1 s of audio, then at most the 2 s timeout and a tick", rec.Duration)
+	}
+	if f.rec.Sessions() != 0 {
+		t.Error("the timed-out session is still in progress")
+	}
+}
