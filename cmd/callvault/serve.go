@@ -206,6 +206,7 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 	}
 	if rec != nil {
 		defer rec.Close()
+		srv.Metrics.Registry.MustRegister(newSIPCollector(rec))
 	}
 
 	err = srv.Serve(ctx, ln, f.shutdownGrace)

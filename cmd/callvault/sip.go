@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/recorder"
 )
@@ -90,4 +92,33 @@ func (f *sipFlags) startRecorder(ctx context.Context, e *env, dep *deployment, s
 	}
 	e.logger.Info("SIPREC recording server listening", "sip", f.addr, "media", media, "rtp_ports", f.rtpPorts, "allow", f.allow)
 	return r, nil
+}
+
+// sipCollector exports the recorder's counters to /metrics.
+type sipCollector struct {
+	rec                         *recorder.Recorder
+	active, started, rejections *prometheus.Desc
+}
+
+func newSIPCollector(rec *recorder.Recorder) *sipCollector {
+	return &sipCollector{rec: rec,
+		active:     prometheus.NewDesc("callvault_sip_sessions_active", "SIPREC recording sessions in progress.", nil, nil),
+		started:    prometheus.NewDesc("callvault_sip_sessions_total", "SIPREC recording sessions answered since start.", nil, nil),
+		rejections: prometheus.NewDesc("callvault_sip_rejected_total", "INVITEs refused, by SIP status (403 not a recording client, 488 not SIPREC or no codec, 503 storage or capacity).", []string{"code"}, nil),
+	}
+}
+
+func (c *sipCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.active
+	ch <- c.started
+	ch <- c.rejections
+}
+
+func (c *sipCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.rec.Counts()
+	ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(n.Active))
+	ch <- prometheus.MustNewConstMetric(c.started, prometheus.CounterValue, float64(n.Started))
+	for code, v := range n.Rejected {
+		ch <- prometheus.MustNewConstMetric(c.rejections, prometheus.CounterValue, float64(v), strconv.Itoa(code))
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -20,13 +22,17 @@ import (
 
 // startServe runs `callvault serve` as a child process and waits until it
 // serves.
-func startServe(t *testing.T, data string, sipPort int) *exec.Cmd {
+func startServe(t *testing.T, data string, sipPort int) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "serve", "--data="+data, "--http=127.0.0.1:0",
 		fmt.Sprintf("--sip=127.0.0.1:%d", sipPort), fmt.Sprintf("--rtp-ports=%d-%d", 41000+sipPort%1000*2, 41200+sipPort%1000*2),
 		"--retention-every=24h")
 	cmd.Env = append(os.Environ(), "CALLVAULT_TEST_MAIN=1")
 	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,13 +48,22 @@ func startServe(t *testing.T, data string, sipPort int) *exec.Cmd {
 			}
 		}
 	}()
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if _, u, ok := strings.Cut(sc.Text(), "running at "); ok {
+				urls <- strings.Fields(u)[0]
+			}
+		}
+	}()
 	select {
 	case <-ready:
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("serve did not start")
 	}
-	return cmd
+	return cmd, <-urls
 }
 
 // A server killed with SIGKILL in the middle of a recording session loses
@@ -66,7 +81,7 @@ func TestSIPRECSurvivesKill(t *testing.T) {
 	port := c0.LocalAddr().(*net.UDPAddr).Port
 	c0.Close()
 
-	srv := startServe(t, data, port)
+	srv, url := startServe(t, data, port)
 	client, err := siprectest.NewClient(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)))
 	if err != nil {
 		t.Fatal(err)
@@ -82,13 +97,16 @@ func TestSIPRECSurvivesKill(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(3 * time.Second) // half the call
+	if m := metrics(t, url); !strings.Contains(m, "callvault_sip_sessions_active 1") || !strings.Contains(m, "callvault_sip_sessions_total 1") {
+		t.Errorf("/metrics during the call lacks the session:\n%s", m)
+	}
 	srv.Process.Signal(syscall.SIGKILL)
 	srv.Wait()
 	killedAt := time.Now()
 	cancel()
 	<-done
 
-	srv = startServe(t, data, port)
+	srv, _ = startServe(t, data, port)
 	srv.Process.Signal(os.Interrupt)
 	srv.Wait()
 
@@ -117,4 +135,15 @@ func TestSIPRECSurvivesKill(t *testing.T) {
 	if entries, _ := os.ReadDir(data + "/spool"); len(entries) != 0 {
 		t.Errorf("%d spools left after recovery", len(entries))
 	}
+}
+
+func metrics(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
 }
