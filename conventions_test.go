@@ -39,7 +39,7 @@ var allowed = map[string][]string{
 	"backup":              {"blob", "durable", "sqldb"}, // works on a deployment's files: database copy, blob copy
 	"siprec":              nil,
 	"media":               {"audio", "durable"},
-	"recorder":            {"archive", "media", "phone", "siprec"},
+	"recorder":            {"archive", "media", "phone", "siprec", "throttle"},
 	"recorder/siprectest": {"siprec"},
 	"cmd/callvault":       {"*"},
 	"cvtest":              {"*"},

@@ -36,7 +36,12 @@ import (
 	"github.com/callvault/callvault/archive"
 	"github.com/callvault/callvault/media"
 	"github.com/callvault/callvault/siprec"
+	"github.com/callvault/callvault/throttle"
 )
+
+// strangerReplies is how many requests a minute from an address that is not
+// a recording client get an answer (403) before the rest are dropped.
+const strangerReplies = 5
 
 // Defaults.
 const (
@@ -84,8 +89,12 @@ type Recorder struct {
 	sessions map[string]*session // by Call-ID
 	started  uint64              // sessions answered
 	rejected map[int]uint64      // INVITEs refused, by status code
-	wg       sync.WaitGroup      // sessions being stored
-	acad     academyCache
+	// strangers counts requests from addresses that are not recording
+	// clients: a few get a 403, then they are ignored (a scanner learns
+	// nothing and costs nothing).
+	strangers *throttle.Limiter
+	wg        sync.WaitGroup // sessions being stored
+	acad      academyCache
 }
 
 // session is one recording session in progress.
@@ -140,6 +149,7 @@ func (r *Recorder) Start(ctx context.Context) error {
 	}
 	r.sessions = map[string]*session{}
 	r.rejected = map[int]uint64{}
+	r.strangers = throttle.New(strangerReplies, time.Minute)
 	if r.ua, err = sipgo.NewUA(sipgo.WithUserAgent("callvault-srs")); err != nil {
 		return err
 	}
@@ -166,8 +176,7 @@ func (r *Recorder) Start(ctx context.Context) error {
 	r.srv.OnAck(r.onAck)
 	r.srv.OnBye(r.onBye)
 	r.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
-		if !allowed(r.Allow, req.Source()) {
-			r.respond(tx, req, 403, "Forbidden", "not a configured recording client")
+		if !r.admit(req, tx) {
 			return
 		}
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
@@ -280,10 +289,34 @@ func isSIPREC(req *sip.Request) bool {
 	return false
 }
 
+// admit lets requests from recording clients through. Others get a 403
+// while they are few, and nothing once they flood.
+func (r *Recorder) admit(req *sip.Request, tx sip.ServerTransaction) bool {
+	if allowed(r.Allow, req.Source()) {
+		return true
+	}
+	host := req.Source()
+	if ap, err := netip.ParseAddrPort(host); err == nil {
+		host = ap.Addr().String()
+	}
+	if ok, _ := r.strangers.Allowed(host); !ok {
+		r.mu.Lock()
+		r.rejected[0]++ // dropped without an answer
+		r.mu.Unlock()
+		return false
+	}
+	r.strangers.Fail(host)
+	if ok, _ := r.strangers.Allowed(host); !ok {
+		r.log().Warn("sip: ignoring an address that is not a recording client for a minute", "source", host)
+	} else {
+		r.log().Warn("sip: request from an address that is not a recording client", "source", host, "method", req.Method)
+	}
+	r.respond(tx, req, 403, "Forbidden", "not a configured recording client")
+	return false
+}
+
 func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	if !allowed(r.Allow, req.Source()) {
-		r.respond(tx, req, 403, "Forbidden", "not a configured recording client")
-		r.log().Warn("sip: INVITE from an address that is not a recording client", "source", req.Source())
+	if !r.admit(req, tx) {
 		return
 	}
 	callID := ""
@@ -497,12 +530,18 @@ func (r *Recorder) abandon(s *session) {
 }
 
 func (r *Recorder) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if !allowed(r.Allow, req.Source()) {
+		return
+	}
 	if s := r.find(req); s != nil {
 		s.dialog.ReadAck(req, tx)
 	}
 }
 
 func (r *Recorder) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	if !r.admit(req, tx) {
+		return
+	}
 	s := r.find(req)
 	if s == nil {
 		tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))

@@ -2,6 +2,10 @@ package recorder_test
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,5 +116,44 @@ func TestInactivityEndsSession(t *testing.T) {
 	}
 	if f.rec.Sessions() != 0 {
 		t.Error("the timed-out session is still in progress")
+	}
+}
+
+// A flood from an address that is not a recording client gets a few 403s,
+// then silence: no answer, no work, no log line per request.
+func TestStrangerFloodIsDropped(t *testing.T) {
+	f := newFixture(t)
+	f.rec.Allow = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	to := net.UDPAddrFromAddrPort(f.sip)
+	local := conn.LocalAddr().String()
+	for i := range 50 {
+		msg := fmt.Sprintf("OPTIONS sip:srs@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-flood-%d\r\nFrom: <sip:scan@%s>;tag=%d\r\nTo: <sip:srs@%s>\r\nCall-ID: flood-%d\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+			f.sip, local, i, local, i, f.sip, i)
+		if _, err := conn.WriteTo([]byte(msg), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replies := 0
+	buf := make([]byte, 4096)
+	for {
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(string(buf[:n]), "SIP/2.0 403") {
+			replies++
+		}
+	}
+	if replies != 5 {
+		t.Errorf("%d of 50 requests from a stranger were answered, want 5", replies)
+	}
+	if c := f.rec.Counts(); c.Rejected[0] != 45 {
+		t.Errorf("dropped %d, want 45", c.Rejected[0])
 	}
 }
