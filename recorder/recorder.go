@@ -17,6 +17,7 @@ package recorder
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,8 +54,9 @@ const (
 
 // Listener is one SIP transport the recorder listens on.
 type Listener struct {
-	Network string // "udp" or "tcp"
-	Addr    string // host:port
+	Network string      // "udp", "tcp" or "tls"
+	Addr    string      // host:port
+	TLS     *tls.Config // for "tls": the recorder's certificate (and client CAs to require one)
 }
 
 // Recorder is the SIPREC recording server.
@@ -189,7 +191,13 @@ func (r *Recorder) Start(ctx context.Context) error {
 		ready := make(chan struct{})
 		lctx := context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyCtxValue(ready))
 		errc := make(chan error, 1)
-		go func() { errc <- r.srv.ListenAndServe(lctx, l.Network, l.Addr) }()
+		go func() {
+			if l.Network == "tls" {
+				errc <- r.srv.ListenAndServeTLS(lctx, "tls", l.Addr, l.TLS)
+				return
+			}
+			errc <- r.srv.ListenAndServe(lctx, l.Network, l.Addr)
+		}()
 		select {
 		case <-ready:
 		case err := <-errc:

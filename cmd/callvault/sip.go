@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -19,6 +20,9 @@ import (
 // sipFlags configure the SIPREC recording server of serve.
 type sipFlags struct {
 	addr       string
+	tlsAddr    string
+	tlsCert    string
+	tlsKey     string
 	allow      string
 	mediaIP    string
 	rtpPorts   string
@@ -27,6 +31,9 @@ type sipFlags struct {
 
 func (f *sipFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "sip", "127.0.0.1:5060", "address of the SIPREC recording server (UDP and TCP); \"off\" to disable")
+	fs.StringVar(&f.tlsAddr, "sip-tls", "", "also take SIPREC over TLS on this address (e.g. 192.0.2.5:5061); needs --sip-tls-cert and --sip-tls-key. Use SRTP (RTP/SAVP) on TLS deployments")
+	fs.StringVar(&f.tlsCert, "sip-tls-cert", "", "PEM certificate chain for --sip-tls")
+	fs.StringVar(&f.tlsKey, "sip-tls-key", "", "PEM private key for --sip-tls (keep it mode 0600)")
 	fs.StringVar(&f.allow, "sip-allow", "127.0.0.1/8,::1", "recording clients (SBC or phone system) allowed to open sessions: comma-separated addresses or prefixes")
 	fs.StringVar(&f.mediaIP, "sip-media-ip", "", "address RTP is received on and announced in SDP answers (default: the --sip host)")
 	fs.StringVar(&f.rtpPorts, "rtp-ports", "20000-39998", "UDP port range for RTP, one even port per stream")
@@ -65,8 +72,20 @@ func (f *sipFlags) startRecorder(ctx context.Context, e *env, dep *deployment, s
 	if err != nil {
 		return nil, err
 	}
+	listen := []recorder.Listener{{Network: "udp", Addr: f.addr}, {Network: "tcp", Addr: f.addr}}
+	if f.tlsAddr != "" {
+		if f.tlsCert == "" || f.tlsKey == "" {
+			return nil, fmt.Errorf("--sip-tls needs --sip-tls-cert and --sip-tls-key")
+		}
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--sip-tls-cert/--sip-tls-key: %w", err)
+		}
+		listen = append(listen, recorder.Listener{Network: "tls", Addr: f.tlsAddr,
+			TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	}
 	r := &recorder.Recorder{
-		Listen:     []recorder.Listener{{Network: "udp", Addr: f.addr}, {Network: "tcp", Addr: f.addr}},
+		Listen:     listen,
 		Allow:      allow,
 		MediaIP:    media,
 		PortMin:    pmin,
