@@ -97,6 +97,8 @@ type Recorder struct {
 	strangers *throttle.Limiter
 	wg        sync.WaitGroup // sessions being stored
 	acad      academyCache
+	stopping  chan struct{} // closed by Close: retries give up, spools stay
+	stopOnce  sync.Once
 }
 
 // session is one recording session in progress.
@@ -150,6 +152,7 @@ func (r *Recorder) Start(ctx context.Context) error {
 		r.MaxSessions = DefaultMaxSessions
 	}
 	r.sessions = map[string]*session{}
+	r.stopping = make(chan struct{})
 	r.rejected = map[int]uint64{}
 	r.strangers = throttle.New(strangerReplies, time.Minute)
 	if r.ua, err = sipgo.NewUA(sipgo.WithUserAgent("callvault-srs")); err != nil {
@@ -223,6 +226,11 @@ func (r *Recorder) Close() error {
 	r.mu.Unlock()
 	for _, s := range open {
 		r.finish(s, "server stopping")
+	}
+	if r.stopping != nil {
+		// Sessions just finished get a few seconds; retries then stop
+		// and their spools wait for the next start.
+		r.stopOnce.Do(func() { time.AfterFunc(5*time.Second, func() { close(r.stopping) }) })
 	}
 	r.wg.Wait()
 	if r.srv != nil {
@@ -690,7 +698,7 @@ func (r *Recorder) finish(s *session, why string) {
 	go func() {
 		defer r.wg.Done()
 		defer r.drop(s)
-		if err := r.store(context.Background(), sp, false); err != nil {
+		if err := r.storeRetrying(sp, s.callID); err != nil {
 			r.log().Error("recording could not be stored; its spool is kept and retried at the next start", "call_id", s.callID, "err", err)
 			return
 		}
@@ -698,6 +706,41 @@ func (r *Recorder) finish(s *session, why string) {
 			"packets", st.Packets, "lost", st.Lost, "late", st.Late, "duplicates", st.Duplicates, "wrong_source", st.WrongSource,
 			"resyncs", st.Resyncs, "jitter", st.Jitter)
 	}()
+}
+
+// Retries of a recording that could not be stored: the database or the
+// blob store may be down for a while. The spool keeps the audio meanwhile.
+const (
+	retryFirst = time.Second
+	retryMax   = time.Minute
+)
+
+// storeRetrying stores a finished session, retrying for as long as the
+// recorder runs while the failure is one that time can mend (storage or
+// database unavailable). A recording the archive refuses as invalid is not
+// retried. Either way a spool that was not stored stays for the next start.
+func (r *Recorder) storeRetrying(sp *media.Spool, callID string) error {
+	wait := retryFirst
+	for attempt := 1; ; attempt++ {
+		err := r.store(context.Background(), sp, sp.Interrupted)
+		if err == nil {
+			if attempt > 1 {
+				r.log().Info("recording stored after retrying", "call_id", callID, "attempts", attempt)
+			}
+			return nil
+		}
+		switch callvault.ErrorCode(err) {
+		case callvault.EINVALID, callvault.EUNSUPPORTED, callvault.ETOOLARGE:
+			return err
+		}
+		r.log().Error("recording could not be stored; retrying (its audio is safe in the spool)", "call_id", callID, "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-r.stopping:
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, retryMax)
+	}
 }
 
 func (r *Recorder) drop(s *session) {
