@@ -17,8 +17,9 @@ import (
 var from = netip.MustParseAddrPort("192.0.2.7:40000")
 
 // testSession is a session with one stream fed directly through handle (its
-// socket is open but nobody sends to it).
-func testSession(t testing.TB, cfg Config) (*Session, *Stream) {
+// socket is open but nobody sends to it). Its rtpmap has telephone-event at
+// 101 and Opus at 111; opts change the stream's configuration.
+func testSession(t testing.TB, cfg Config, opts ...func(*StreamConfig)) (*Session, *Stream) {
 	t.Helper()
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -32,8 +33,12 @@ func testSession(t testing.TB, cfg Config) (*Session, *Stream) {
 		start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		cfg.Now = func() time.Time { return start }
 	}
-	s, err := NewSession(cfg, StreamConfig{Label: "a", Side: callvault.SideExternal, Conn: conn, Remote: from,
-		PayloadTypes: map[uint8]string{101: "telephone-event/8000"}})
+	sc := StreamConfig{Label: "a", Side: callvault.SideExternal, Conn: conn, Remote: from,
+		PayloadTypes: map[uint8]string{101: "telephone-event/8000", 111: "opus/48000/2"}}
+	for _, o := range opts {
+		o(&sc)
+	}
+	s, err := NewSession(cfg, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,6 +270,8 @@ func FuzzHandle(f *testing.F) {
 	f.Add(rtpBytes(2, 7, 1<<31, 101, []byte{1, 2, 3, 4}), uint16(300))
 	f.Add([]byte{0x80, 200, 0, 1, 0, 0, 0, 0}, uint16(1))
 	f.Add([]byte{0xa0, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 1, 0xff, 0xff, 0, 3}, uint16(5))
+	f.Add(rtpBytes(3, 9, 0xFFFFFF00, 111, []byte{0x78, 0x01, 0x02, 0x03}), uint16(960)) // Opus, hybrid
+	f.Add(rtpBytes(3, 9, 7, 111, []byte{0xfb, 0x83, 0x01}), uint16(2880))               // Opus, CELT, code 3
 	f.Fuzz(func(t *testing.T, b []byte, step uint16) {
 		s, st := testSession(t, Config{})
 		var arrival, latest int64
@@ -320,9 +327,9 @@ func TestUnsupportedEncodings(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := NewSession(Config{Dir: t.TempDir(), ID: "u"}, StreamConfig{Label: "a", Side: callvault.SideStaff, Conn: conn, Remote: from,
-		PayloadTypes: map[uint8]string{18: "G729/8000", 0: "PCMU/16000", 96: "opus/48000/2", 97: "PCMA/8000"}})
+		PayloadTypes: map[uint8]string{18: "G729/8000", 0: "PCMU/16000", 96: "iLBC/8000", 97: "PCMA/8000"}})
 	if err != nil {
-		t.Fatalf("NewSession with G.729 and Opus offered: %v", err)
+		t.Fatalf("NewSession with G.729 and iLBC offered: %v", err)
 	}
 	defer s.Finish()
 	st := s.streams[0]

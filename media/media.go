@@ -1,14 +1,14 @@
 // Package media is the media side of the SIPREC recording server: it
-// receives the RTP of one recording session's streams, decodes each packet
-// by its payload type (G.711 µ-law and A-law, G.722, skipping DTMF events),
-// puts it back in order and on the session's wall-clock timeline, and
-// spools the decoded audio to disk as it arrives, so that a crash loses at
-// most the last fraction of a second. When the session ends, the spool
-// becomes one stereo PCM16 WAV (left the external party, right the staff
-// side) exactly as long as the session, which the caller streams into the
-// encrypted ingest path and then deletes. Spools of sessions that never
-// finished (kill -9, power loss) are found by Recover and rendered the same
-// way, marked interrupted.
+// receives the RTP of one recording session's streams (SRTP with SDES keys
+// too), decodes each packet by its payload type (G.711 µ-law and A-law,
+// G.722, Opus, skipping DTMF events), puts it back in order and on the
+// session's wall-clock timeline, and spools the decoded audio to disk as it
+// arrives, so that a crash loses at most the last fraction of a second.
+// When the session ends, the spool becomes one stereo PCM16 WAV (left the
+// external party, right the staff side) exactly as long as the session,
+// which the caller streams into the encrypted ingest path and then deletes.
+// Spools of sessions that never finished (kill -9, power loss) are found by
+// Recover and rendered the same way, marked interrupted.
 //
 // Timeline. Every stream's audio is placed at 8 kHz sample positions
 // counted from the session start. Within one SSRC the RTP timestamp decides
@@ -20,6 +20,25 @@
 // the wall clock. A sender whose clock runs fast by a few tens of ppm cannot
 // be pulled back without dropping audio; its excess is cut at the end of the
 // session (about 0.2 s an hour at 50 ppm).
+//
+// SRTP. A stream given the sender's SDES key (StreamConfig.SRTP;
+// AES-CM/HMAC-SHA1 and AES-GCM suites, through pion/srtp) authenticates and
+// decrypts every packet before anything else looks at it: a packet that
+// fails is dropped and counted (StreamStats.AuthFailed) and cannot latch the
+// stream, switch its SSRC or move its timeline; a replayed one is refused.
+// The rollover counter is tracked per SSRC. Keys are never written to the
+// spool.
+//
+// Opus. Opus (RTP clock 48 kHz, RFC 7587) is decoded by pion/opus at
+// 48 kHz, all three modes (SILK, hybrid, CELT), stereo mixed to mono, and
+// brought down to 8 kHz by a low-pass FIR (flat to 3.4 kHz, 60 dB down from
+// 4.6 kHz) and decimation; its timestamps are rescaled to the 8 kHz
+// timeline. The recording lags the sender's audio by the encoder's
+// look-ahead (6.5 ms for libopus) plus the filter's 1.6 ms. Opus costs far
+// more CPU than G.711 (tens of microseconds a packet against one, and it is
+// decoded during pauses too, to keep the decoder's state), there is no loss
+// concealment (a lost packet is silence, as for every codec here), and a
+// packet the decoder refuses is silence, counted (StreamStats.Undecodable).
 //
 // Spool. A folder per session under Config.Dir holds session.json (the
 // header: id, start, streams with label, side and rtpmap, pauses, caller
@@ -46,9 +65,10 @@ import (
 )
 
 // Rate is the sample rate of the spool and of the rendered WAV. G.711 is
-// 8 kHz; G.722 is decoded to its lower sub-band (0–4 kHz at 8 kHz), which
-// keeps one rate for all of a session's streams and the same telephone band
-// as the rest of callvault's recordings.
+// 8 kHz; G.722 is decoded to its lower sub-band (0–4 kHz at 8 kHz) and
+// Opus filtered down to the same band, which keeps one rate for all of a
+// session's streams and the same telephone band as the rest of callvault's
+// recordings.
 const Rate = 8000
 
 // SideMixed is the side of a stream that carries both parties already mixed
@@ -225,9 +245,15 @@ func (s *Session) prepare(sc StreamConfig) error {
 			return callvault.Errorf(callvault.EINVALID, "two streams are labelled %q", sc.Label)
 		}
 	}
-	codecs, err := payloadTable(sc.PayloadTypes)
+	pm, err := payloadTable(sc.PayloadTypes)
 	if err != nil {
 		return err
+	}
+	var sr *srtpReceiver
+	if sc.SRTP != nil {
+		if sr, err = newSRTPReceiver(sc.Label, *sc.SRTP); err != nil {
+			return err
+		}
 	}
 	index := len(s.hdr.Streams)
 	name := fmt.Sprintf("stream-%d.pcm", index)
@@ -237,7 +263,7 @@ func (s *Session) prepare(sc StreamConfig) error {
 	}
 	st := &Stream{
 		sess: s, label: sc.Label, side: sc.Side, index: index, conn: sc.Conn,
-		remote: unmap(sc.Remote), latch: sc.Latch || !sc.Remote.IsValid(), codecs: codecs,
+		remote: unmap(sc.Remote), latch: sc.Latch || !sc.Remote.IsValid(), codecs: pm.codecs, clock48: pm.clock48, srtp: sr,
 		exited: make(chan struct{}), track: newTrack(f, s.flushAt), badSeq: -1,
 	}
 	st.udp, _ = sc.Conn.(*net.UDPConn)

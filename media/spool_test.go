@@ -359,7 +359,9 @@ func TestConfigErrors(t *testing.T) {
 func TestSupported(t *testing.T) {
 	for enc, want := range map[string]bool{
 		"PCMU": true, "pcma/8000": true, "G722/8000": true, "G722/8000/1": true, "telephone-event/8000": true, "CN/8000": true,
-		"opus/48000/2": false, "PCMU/16000": false, "G722/8000/2": false, "L16/8000": false, "": false,
+		"opus/48000/2": true, "OPUS/48000": true, "opus": true, "opus/48000/1": true, "telephone-event/48000": true,
+		"opus/16000": false, "opus/48000/6": false, "PCMA/48000": false, "telephone-event/16000": false,
+		"PCMU/16000": false, "G722/8000/2": false, "L16/8000": false, "": false,
 	} {
 		if got := media.Supported(enc); got != want {
 			t.Errorf("Supported(%q) = %v, want %v", enc, got, want)

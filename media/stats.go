@@ -13,12 +13,14 @@ type StreamStats struct {
 	Bytes       uint64 // RTP payload bytes of those
 	Lost        uint64 // sequence numbers filled with silence (missing, or given up on after the reorder window)
 	Late        uint64 // arrived after their place had been given up on (or too far off the sequence to believe, RFC 3550 A.1); dropped
-	Duplicates  uint64 // dropped
+	Duplicates  uint64 // dropped; with SRTP also what the replay window refuses (repeats, and packets over 256 behind)
 	Reordered   uint64 // arrived after a later packet but in time, and put back in place
 	WrongSource uint64 // from an address other than the negotiated (or latched) one; dropped
 	RTCP        uint64 // RTCP on the RTP port (rtcp-mux); ignored
 	Malformed   uint64 // not RTP version 2, truncated, or a payload over 2 KiB
+	AuthFailed  uint64 // SRTP packets that failed authentication (wrong key, tampered, forged); dropped
 	UnknownPT   uint64 // payload type with no codec; written as silence
+	Undecodable uint64 // audio packets the decoder refused (a corrupt Opus packet); written as silence
 	Paused      uint64 // audio packets received while the session was paused; not written
 	SSRCChanges uint64
 	Resyncs     uint64 // times the RTP timeline was re-anchored to the wall clock (timestamps that jumped or stood still)
@@ -26,7 +28,7 @@ type StreamStats struct {
 	// Jitter is the RFC 3550 interarrival jitter of the current SSRC.
 	Jitter time.Duration
 	// Codecs counts packets by rtpmap encoding name ("PCMU", "PCMA",
-	// "telephone-event", "CN", "unknown").
+	// "G722", "opus", "telephone-event", "CN", "unknown").
 	Codecs map[string]uint64
 	// Audio is how far into the session the stream's audio reaches.
 	Audio time.Duration
@@ -42,7 +44,8 @@ type Stats struct {
 // lock without allocating.
 type counters struct {
 	datagrams, packets, bytes, lost, late, duplicates, reordered uint64
-	wrongSource, rtcp, malformed, unknownPT, paused              uint64
+	wrongSource, rtcp, malformed, authFailed, unknownPT          uint64
+	undecodable, paused                                          uint64
 	ssrcChanges, resyncs                                         uint64
 	codecs                                                       [numCodecs]uint64
 }
@@ -52,7 +55,7 @@ func (c *counters) export(label, side string, jitter time.Duration, audio time.D
 		Label: label, Side: side,
 		Datagrams: c.datagrams, Packets: c.packets, Bytes: c.bytes, Lost: c.lost, Late: c.late,
 		Duplicates: c.duplicates, Reordered: c.reordered, WrongSource: c.wrongSource, RTCP: c.rtcp,
-		Malformed: c.malformed, UnknownPT: c.unknownPT, Paused: c.paused,
+		Malformed: c.malformed, AuthFailed: c.authFailed, UnknownPT: c.unknownPT, Undecodable: c.undecodable, Paused: c.paused,
 		SSRCChanges: c.ssrcChanges, Resyncs: c.resyncs,
 		Jitter: jitter, Audio: audio,
 		Codecs: map[string]uint64{},
@@ -76,7 +79,9 @@ func (t *StreamStats) add(s StreamStats) {
 	t.WrongSource += s.WrongSource
 	t.RTCP += s.RTCP
 	t.Malformed += s.Malformed
+	t.AuthFailed += s.AuthFailed
 	t.UnknownPT += s.UnknownPT
+	t.Undecodable += s.Undecodable
 	t.Paused += s.Paused
 	t.SSRCChanges += s.SSRCChanges
 	t.Resyncs += s.Resyncs

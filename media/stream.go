@@ -37,12 +37,20 @@ type StreamConfig struct {
 	// is recorded, so prefer Remote where the network allows.
 	Latch bool
 	// PayloadTypes is the rtpmap of the answer: payload type → encoding
-	// ("PCMU/8000", "PCMA/8000", "telephone-event/8000", "G722/8000").
-	// The static types 0 (PCMU), 8 (PCMA), 9 (G722) and 13 (CN) are always
-	// understood; an entry for them overrides. Packets of an encoding that
-	// Supported rejects are counted (UnknownPT) and recorded as silence, so
-	// answer only with supported encodings.
+	// ("PCMU/8000", "PCMA/8000", "telephone-event/8000", "G722/8000",
+	// "opus/48000/2", "telephone-event/48000"). The static types 0 (PCMU),
+	// 8 (PCMA), 9 (G722) and 13 (CN) are always understood; an entry for
+	// them overrides. Packets of an encoding that Supported rejects are
+	// counted (UnknownPT) and recorded as silence, so answer only with
+	// supported encodings.
 	PayloadTypes map[uint8]string
+	// SRTP, for an RTP/SAVP stream, is the sender's SDES key: the offer's
+	// a=crypto that the answer accepted (not the recorder's own key, which
+	// nothing is ever sent with). Packets that fail authentication with it
+	// are dropped and counted (AuthFailed). nil for plain RTP. The key is
+	// never written to the spool. A suite SupportedSuite rejects is
+	// EUNSUPPORTED, a key of the wrong length EINVALID.
+	SRTP *SRTPKey
 }
 
 // Reorder and sequence limits.
@@ -84,6 +92,9 @@ type Stream struct {
 	remote netip.AddrPort
 	latch  bool
 	codecs [128]codec
+	// clock48 marks the payload types with a 48 kHz RTP clock (Opus, and
+	// telephone-event alongside it), whose timestamps are rescaled.
+	clock48 [128]bool
 
 	stopping atomic.Bool
 	exited   chan struct{}
@@ -95,6 +106,8 @@ type Stream struct {
 	track   track
 	pcm     [2 * maxPayload]byte // decoded samples of one packet
 	g722    *audio.G722Decoder
+	opus    *opusDecoder
+	srtp    *srtpReceiver // nil for plain RTP
 	latched bool
 
 	// Current SSRC.
@@ -103,6 +116,12 @@ type Stream struct {
 	prevSSRC   uint32
 	havePrev   bool
 	switchedAt int64 // arrival of the first packet of the current SSRC
+
+	// 48 kHz timestamps of the current SSRC, rescaled (see rescale).
+	have48 bool
+	last48 uint32 // the last 48 kHz timestamp
+	rem48  int64  // its remainder in sixths of an 8 kHz sample
+	ts8    uint32 // and what it became
 
 	// Sequence tracking and the reorder ring.
 	seqStarted bool
@@ -200,6 +219,12 @@ func (st *Stream) handle(b []byte, from netip.AddrPort, arrival int64) {
 		st.c.malformed++
 		return
 	}
+	if st.srtp != nil {
+		var ok bool
+		if b, ok = st.unprotect(b); !ok {
+			return
+		}
+	}
 	if err := st.rtp.Unmarshal(b); err != nil || len(st.rtp.Payload) > maxPayload {
 		st.c.malformed++
 		return
@@ -225,11 +250,15 @@ func (st *Stream) handle(b []byte, from netip.AddrPort, arrival int64) {
 		}
 		st.newSSRC(h.SSRC, arrival)
 	}
-	p := pkt{seq: h.SequenceNumber, pt: h.PayloadType, ts: h.Timestamp, c: c, arrival: arrival, payload: st.rtp.Payload}
+	ts := h.Timestamp
+	if st.clock48[h.PayloadType&0x7f] {
+		ts = st.rescale(ts)
+	}
+	p := pkt{seq: h.SequenceNumber, pt: h.PayloadType, ts: ts, c: c, arrival: arrival, payload: st.rtp.Payload}
 	if c.positioned() && c != codecUnknown {
 		st.measureJitter(p)
 	}
-	if c.samples(1) > 0 && st.sess.paused.Load() {
+	if c.audio() && st.sess.paused.Load() {
 		p.paused = true
 		st.c.paused++
 	}
@@ -247,11 +276,36 @@ func (st *Stream) newSSRC(ssrc uint32, arrival int64) {
 		st.prevSSRC, st.havePrev = st.ssrc, true
 	}
 	st.ssrc, st.haveSSRC, st.switchedAt = ssrc, true, arrival
-	st.seqStarted, st.anchored, st.haveExpect, st.haveTransit = false, false, false, false
+	st.seqStarted, st.anchored, st.haveExpect, st.haveTransit, st.have48 = false, false, false, false, false
 	st.jitter = 0
 	if st.g722 != nil {
 		st.g722.Reset()
 	}
+	if st.opus != nil {
+		st.opus.reset()
+	}
+}
+
+// rescale maps a 48 kHz RTP timestamp (Opus, RFC 7587) to 8 kHz units, so
+// that the timeline, the jitter and the reorder window see one clock. It
+// steps from the previous timestamp of the SSRC rather than dividing, so
+// the wrap of the 32-bit timestamp (every 24.9 hours at 48 kHz, not a
+// multiple of 6) does not jump, and keeps the remainder, so steps that are
+// not whole 8 kHz samples add up exactly.
+func (st *Stream) rescale(ts uint32) uint32 {
+	if !st.have48 {
+		st.have48, st.last48 = true, ts
+		st.ts8, st.rem48 = ts/opusDecimation, int64(ts%opusDecimation)
+		return st.ts8
+	}
+	d := st.rem48 + int64(int32(ts-st.last48))
+	q, r := d/opusDecimation, d%opusDecimation
+	if r < 0 {
+		q, r = q-1, r+opusDecimation
+	}
+	st.last48, st.rem48 = ts, r
+	st.ts8 += uint32(q)
+	return st.ts8
 }
 
 // measureJitter is RFC 3550 A.8, in 8 kHz units.
@@ -413,7 +467,7 @@ func (st *Stream) emit(p pkt) {
 	if !p.c.positioned() {
 		return // telephone-event: not audio, and its timestamp is the event's start
 	}
-	n := p.c.samples(len(p.payload))
+	n := p.c.samples(p.payload)
 	arrPos := p.arrival / nsPerSample
 	var pos int64
 	if st.anchored {
@@ -436,7 +490,10 @@ func (st *Stream) emit(p pkt) {
 	}
 	st.anchorTS, st.anchorPos = p.ts, pos
 	st.expectTS, st.haveExpect = p.ts+uint32(n), true
-	if n == 0 || p.paused && p.c != codecG722 {
+	if n == 0 && p.c == codecOpus {
+		st.c.undecodable++ // no valid table of contents
+	}
+	if n == 0 || p.paused && p.c != codecG722 && p.c != codecOpus {
 		return
 	}
 	var pcm []byte
@@ -450,9 +507,18 @@ func (st *Stream) emit(p pkt) {
 			st.g722 = audio.NewG722Decoder(Rate)
 		}
 		pcm = st.g722.DecodeLE(st.pcm[:0], p.payload)
-		if p.paused {
-			return // decoded only to keep the ADPCM state in step
+	case codecOpus:
+		if st.opus == nil {
+			st.opus = newOpusDecoder()
 		}
+		var ok bool
+		if pcm, ok = st.opus.decode(st.pcm[:], p.payload); !ok {
+			st.c.undecodable++
+			return
+		}
+	}
+	if p.paused {
+		return // decoded only to keep the decoder's state in step
 	}
 	st.track.put(pos, pcm)
 }
