@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,6 +112,7 @@ type session struct {
 	answer  []byte
 	version uint64
 	ports   []int
+	crypto  []*siprec.Crypto // our SDES answer key per stream (SRTP), nil for plain RTP
 	meta    spoolMeta
 
 	lastData  uint64
@@ -395,6 +397,7 @@ func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 
+	preferG711(offer)
 	s := &session{callID: callID, id: uuid.Must(uuid.NewV7()).String(), offer: offer, version: 1}
 	var sides map[string]string
 	s.meta, sides = r.describe(context.Background(), callID, offer, meta)
@@ -404,11 +407,11 @@ func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	answer, err := siprec.Answer(offer, siprec.AnswerOptions{Addr: r.MediaIP.String(), Ports: s.ports,
-		Supported: supportedCodec, SessionID: uint64(time.Now().UnixNano()), SessionVersion: s.version})
+		Supported: supportedCodec, Crypto: s.answerKey, SessionID: uint64(time.Now().UnixNano()), SessionVersion: s.version})
 	if err != nil {
 		r.closeStreams(s, streams)
 		if errors.Is(err, siprec.ErrNoCodec) || errors.Is(err, siprec.ErrNoCrypto) {
-			r.respond(tx, req, 488, "Not Acceptable Here", "no stream offers a codec callvault records (PCMU, PCMA, G722)")
+			r.respond(tx, req, 488, "Not Acceptable Here", "no stream offers a codec callvault records (PCMU, PCMA, G722, Opus) with a usable SRTP suite")
 			return
 		}
 		r.respond(tx, req, 500, "Server Internal Error", "")
@@ -469,8 +472,38 @@ func paused(o *siprec.Offer) bool {
 }
 
 func supportedCodec(c siprec.Codec) bool {
-	return c.ClockRate == 8000 && (c.Name == "PCMU" || c.Name == "PCMA") && media.Supported(c.Name+"/8000") ||
-		c.Name == "G722" && media.Supported("G722/8000")
+	switch {
+	case c.ClockRate == 8000 && (c.Name == "PCMU" || c.Name == "PCMA" || c.Name == "G722"):
+		return media.Supported(c.Name + "/8000")
+	case c.Name == "OPUS" && c.ClockRate == 48000:
+		return media.Supported("opus/48000")
+	}
+	return false
+}
+
+// preferG711 drops Opus from streams that also offer G.711: recordings are
+// 8 kHz either way, and Opus costs 50-100 times the CPU to decode.
+func preferG711(o *siprec.Offer) {
+	for i := range o.Streams {
+		st := &o.Streams[i]
+		g711 := false
+		for _, c := range st.Codecs {
+			g711 = g711 || (c.Name == "PCMU" || c.Name == "PCMA") && c.ClockRate == 8000
+		}
+		if !g711 {
+			continue
+		}
+		st.Codecs = slices.DeleteFunc(st.Codecs, func(c siprec.Codec) bool { return c.Name == "OPUS" })
+	}
+}
+
+// answerKey is the SDES key the answer gives for stream i (RFC 4568: each
+// side names its own key, though the recorder never sends).
+func (s *session) answerKey(i int) *siprec.Crypto {
+	if i < len(s.crypto) {
+		return s.crypto[i]
+	}
+	return nil
 }
 
 // openStreams opens a socket for every audio stream the recorder can take,
@@ -480,8 +513,32 @@ func (r *Recorder) openStreams(s *session, o *siprec.Offer, sides map[string]str
 	s.ports = make([]int, len(o.Streams))
 	audio := 0
 	for i, st := range o.Streams {
-		if st.Media != "audio" || st.Port == 0 || !st.IsRTP() || st.IsSRTP() || !hasSupported(st) {
+		if st.Media != "audio" || st.Port == 0 || !st.IsRTP() || !hasSupported(st) {
 			continue
+		}
+		// SRTP: decrypt with the first offered key of a suite we support;
+		// answer with a fresh key of our own for the same suite.
+		var srtp *media.SRTPKey
+		if st.IsSRTP() {
+			var chosen *siprec.Crypto
+			for _, c := range st.Crypto {
+				if media.SupportedSuite(c.Suite) {
+					chosen = &c
+					break
+				}
+			}
+			if chosen == nil {
+				continue
+			}
+			ours, err := media.NewSRTPKey(chosen.Suite)
+			if err != nil {
+				continue
+			}
+			srtp = &media.SRTPKey{Suite: chosen.Suite, Key: chosen.Key}
+			if s.crypto == nil {
+				s.crypto = make([]*siprec.Crypto, len(o.Streams))
+			}
+			s.crypto[i] = &siprec.Crypto{Tag: chosen.Tag, Suite: chosen.Suite, Key: ours.Key}
 		}
 		conn, port, err := r.ports.open()
 		if err != nil {
@@ -505,7 +562,7 @@ func (r *Recorder) openStreams(s *session, o *siprec.Offer, sides map[string]str
 		if label == "" {
 			label = "m" + strconv.Itoa(i)
 		}
-		out[i] = media.StreamConfig{Label: label, Side: side(sides, st.Label, audio), Conn: conn, Remote: remote, PayloadTypes: pts}
+		out[i] = media.StreamConfig{Label: label, Side: side(sides, st.Label, audio), Conn: conn, Remote: remote, PayloadTypes: pts, SRTP: srtp}
 		audio++
 	}
 	return out, nil
@@ -611,6 +668,7 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 		r.respond(tx, req, 400, "Bad Request", callvault.ErrorMessage(err))
 		return
 	}
+	preferG711(offer)
 	if len(metaBody) > 0 {
 		if meta, err := siprec.ParseMetadata(metaBody); err == nil && len(meta.Participants) > 0 {
 			m, _ := r.describe(context.Background(), callID, offer, meta)
@@ -625,7 +683,7 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 	copy(ports, s.ports)
 	s.version++
 	answer, err := siprec.Answer(offer, siprec.AnswerOptions{Addr: r.MediaIP.String(), Ports: ports,
-		Supported: supportedCodec, SessionID: s.offer.SessionID + 1, SessionVersion: s.version})
+		Supported: supportedCodec, Crypto: s.answerKey, SessionID: s.offer.SessionID + 1, SessionVersion: s.version})
 	if err != nil {
 		r.respond(tx, req, 488, "Not Acceptable Here", "the new offer has no stream callvault can record")
 		return
