@@ -40,7 +40,24 @@ func freeUDPPort(t testing.TB) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-func newFixture(t testing.TB) *fixture {
+// freeSIPPort returns a port free for both UDP and TCP on 127.0.0.1, as the
+// recorder listens on both (cmd/callvault does).
+func freeSIPPort(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		port := freeUDPPort(t)
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both UDP and TCP")
+	return 0
+}
+
+// newFixture starts a recorder on a UDP port of 127.0.0.1. Options change
+// the recorder before it starts (an allow-list, a TCP listener).
+func newFixture(t testing.TB, opts ...func(*recorder.Recorder)) *fixture {
 	t.Helper()
 	d := cvtest.New(t)
 	oak := &callvault.Academy{Slug: "oakfield", Name: "Oakfield Primary",
@@ -53,10 +70,13 @@ func newFixture(t testing.TB) *fixture {
 	if err := d.Sources.CreateSource(d.Sys, src); err != nil {
 		t.Fatal(err)
 	}
-	port := freeUDPPort(t)
+	port := freeSIPPort(t)
 	r := &recorder.Recorder{Listen: []recorder.Listener{{Network: "udp", Addr: fmt.Sprintf("127.0.0.1:%d", port)}},
 		SpoolDir: t.TempDir(), Archive: d.Archive, Source: src, Academies: d.Academies, Logger: testLogger,
 		PortMin: 30000 + 2*(port%4000), PortMax: 30000 + 2*(port%4000) + 200, Inactivity: 2 * time.Second}
+	for _, o := range opts {
+		o(r)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)

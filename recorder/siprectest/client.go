@@ -92,16 +92,7 @@ type Result struct {
 
 // Run opens the session, streams the audio in real time and hangs up.
 func (c *Client) Run(ctx context.Context, call Call) (*Result, error) {
-	if call.Codec == "" {
-		call.Codec = "PCMU"
-	}
-	if call.Ptime == 0 {
-		call.Ptime = 20 * time.Millisecond
-	}
-	pt := uint8(0)
-	if call.Codec == "PCMA" {
-		pt = 8
-	}
+	call = call.withDefaults()
 	// The RTP sockets exist before the offer names their ports.
 	var conns [2]*net.UDPConn
 	for i := range conns {
@@ -112,11 +103,66 @@ func (c *Client) Run(ctx context.Context, call Call) (*Result, error) {
 		defer conn.Close()
 		conns[i] = conn
 	}
-	body, boundary := Body(call, c.IP, [2]int{conns[0].LocalAddr().(*net.UDPAddr).Port, conns[1].LocalAddr().(*net.UDPAddr).Port}, pt)
+	s, err := c.Open(ctx, call, [2]int{conns[0].LocalAddr().(*net.UDPAddr).Port, conns[1].LocalAddr().(*net.UDPAddr).Port})
+	if s == nil {
+		return nil, err
+	}
+	defer s.Close()
+	res := s.Result
+	if err != nil {
+		return &res, err
+	}
+	dst := [2]*net.UDPAddr{net.UDPAddrFromAddrPort(s.Dest[0]), net.UDPAddrFromAddrPort(s.Dest[1])}
+	if err := stream(ctx, conns, dst, [2][]int16{call.CallerAudio, call.CalleeAudio}, call.Ptime, call.payloadType()); err != nil {
+		return &res, err
+	}
+	if call.NoBye {
+		return &res, nil
+	}
+	return &res, s.Bye(ctx)
+}
+
+func (call Call) withDefaults() Call {
+	if call.Codec == "" {
+		call.Codec = "PCMU"
+	}
+	if call.Ptime == 0 {
+		call.Ptime = 20 * time.Millisecond
+	}
+	return call
+}
+
+func (call Call) payloadType() uint8 {
+	if call.Codec == "PCMA" {
+		return 8
+	}
+	return 0
+}
+
+// Session is a recording session the recorder answered.
+type Session struct {
+	Result
+	// Dest is where the recorder receives the RTP of the caller's stream
+	// (label 1) and of the callee's (label 2).
+	Dest [2]netip.AddrPort
+
+	dialog *sipgo.DialogClientSession
+}
+
+// Open opens the recording session of call, offering its two streams as
+// sent from ports (call's audio is not used), and acknowledges the answer.
+// The returned Session is nil only if no response came; on an error it
+// holds the status the recorder answered, and must still be closed.
+func (c *Client) Open(ctx context.Context, call Call, ports [2]int) (*Session, error) {
+	call = call.withDefaults()
+	body, boundary := Body(call, c.IP, ports, call.payloadType())
 	req := sip.NewRequest(sip.INVITE, sip.Uri{User: "srs", Host: c.Server.Addr().String(), Port: int(c.Server.Port())})
 	req.SetBody(body)
 	req.AppendHeader(sip.NewHeader("Content-Type", "multipart/mixed;boundary="+boundary))
 	req.AppendHeader(sip.NewHeader("Require", "siprec"))
+	// A Contact of its own: sipgo would add the client's, shared, and fill
+	// in its port, which races when sessions open at once.
+	req.AppendHeader(c.dialog.ContactHDR.Clone())
 	if call.CallID != "" {
 		cid := sip.CallIDHeader(call.CallID)
 		req.AppendHeader(&cid)
@@ -125,36 +171,38 @@ func (c *Client) Run(ctx context.Context, call Call) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer d.Close()
+	s := &Session{dialog: d}
 	if err := d.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		res := &Result{}
 		if d.InviteResponse != nil {
-			res.Status = d.InviteResponse.StatusCode
+			s.Status = d.InviteResponse.StatusCode
 		}
-		return res, err
+		return s, err
 	}
-	res := &Result{Status: d.InviteResponse.StatusCode}
-	if res.Answer, err = siprec.ParseOffer(d.InviteResponse.Body()); err != nil {
-		return res, fmt.Errorf("answer: %w", err)
+	s.Status = d.InviteResponse.StatusCode
+	if s.Answer, err = siprec.ParseOffer(d.InviteResponse.Body()); err != nil {
+		return s, fmt.Errorf("answer: %w", err)
 	}
 	if err := d.Ack(ctx); err != nil {
-		return res, err
+		return s, err
 	}
-	if len(res.Answer.Streams) != 2 {
-		return res, fmt.Errorf("answer has %d streams, want 2", len(res.Answer.Streams))
+	if len(s.Answer.Streams) != 2 {
+		return s, fmt.Errorf("answer has %d streams, want 2", len(s.Answer.Streams))
 	}
-	var dst [2]*net.UDPAddr
-	for i, st := range res.Answer.Streams {
-		dst[i] = &net.UDPAddr{IP: net.ParseIP(st.Addr), Port: st.Port}
+	for i, st := range s.Answer.Streams {
+		a, err := netip.ParseAddr(st.Addr)
+		if err != nil {
+			return s, fmt.Errorf("answer stream %s: address %q: %w", st.Label, st.Addr, err)
+		}
+		s.Dest[i] = netip.AddrPortFrom(a.Unmap(), uint16(st.Port))
 	}
-	if err := stream(ctx, conns, dst, [2][]int16{call.CallerAudio, call.CalleeAudio}, call.Ptime, pt); err != nil {
-		return res, err
-	}
-	if call.NoBye {
-		return res, nil
-	}
-	return res, d.Bye(ctx)
+	return s, nil
 }
+
+// Bye hangs up.
+func (s *Session) Bye(ctx context.Context) error { return s.dialog.Bye(ctx) }
+
+// Close releases the dialog's resources; it does not hang up.
+func (s *Session) Close() error { return s.dialog.Close() }
 
 // stream sends both legs in real time, one packet per ptime each.
 func stream(ctx context.Context, conns [2]*net.UDPConn, dst [2]*net.UDPAddr, legs [2][]int16, ptime time.Duration, pt uint8) error {
