@@ -451,12 +451,10 @@ func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	r.started++
 	r.mu.Unlock()
 	if err := dialog.RespondSDP(answer); err != nil {
-		r.log().Error("sip: could not answer", "call_id", callID, "err", err)
-		r.mu.Lock()
-		delete(r.sessions, callID)
-		r.mu.Unlock()
-		r.abandon(s)
-		return
+		// The 200 OK may have gone out (sipgo reports a missing ACK the
+		// same way): keep recording. If the client never heard it, no RTP
+		// comes and the inactivity timeout ends the session.
+		r.log().Error("sip: the answer may not have reached the client; recording anyway", "call_id", callID, "err", err)
 	}
 	r.log().Info("recording session started", "call_id", callID, "recording", s.id, "streams", len(active), "source", req.Source())
 }
