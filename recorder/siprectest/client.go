@@ -7,7 +7,9 @@
 package siprectest
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/netip"
@@ -17,6 +19,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 	"github.com/zaf/g711"
 
 	"github.com/callvault/callvault/siprec"
@@ -39,6 +42,12 @@ type Call struct {
 	Ptime                    time.Duration // default 20 ms
 	// NoBye leaves the session without hanging up (inactivity tests).
 	NoBye bool
+	// SRTPKey, when set (30 bytes: 16 of master key, 14 of salt), sends
+	// both streams as SRTP (RTP/SAVP, AES_CM_128_HMAC_SHA1_80) with this
+	// SDES key.
+	SRTPKey []byte
+	// WrongSRTPKey encrypts with a key other than the one offered (tests).
+	WrongSRTPKey bool
 }
 
 // Client sends recording sessions to one recorder.
@@ -113,7 +122,12 @@ func (c *Client) Run(ctx context.Context, call Call) (*Result, error) {
 		return &res, err
 	}
 	dst := [2]*net.UDPAddr{net.UDPAddrFromAddrPort(s.Dest[0]), net.UDPAddrFromAddrPort(s.Dest[1])}
-	if err := stream(ctx, conns, dst, [2][]int16{call.CallerAudio, call.CalleeAudio}, call.Ptime, call.payloadType()); err != nil {
+	sendKey := call.SRTPKey
+	if call.WrongSRTPKey && sendKey != nil {
+		sendKey = bytes.Clone(sendKey)
+		sendKey[0] ^= 0xff
+	}
+	if err := stream(ctx, conns, dst, [2][]int16{call.CallerAudio, call.CalleeAudio}, call.Ptime, call.payloadType(), sendKey); err != nil {
 		return &res, err
 	}
 	if call.NoBye {
@@ -205,7 +219,18 @@ func (s *Session) Bye(ctx context.Context) error { return s.dialog.Bye(ctx) }
 func (s *Session) Close() error { return s.dialog.Close() }
 
 // stream sends both legs in real time, one packet per ptime each.
-func stream(ctx context.Context, conns [2]*net.UDPConn, dst [2]*net.UDPAddr, legs [2][]int16, ptime time.Duration, pt uint8) error {
+func stream(ctx context.Context, conns [2]*net.UDPConn, dst [2]*net.UDPAddr, legs [2][]int16, ptime time.Duration, pt uint8, srtpKey []byte) error {
+	var srtpCtx *srtp.Context
+	if srtpKey != nil {
+		if len(srtpKey) != 30 {
+			return fmt.Errorf("SRTP key is %d bytes, want 30", len(srtpKey))
+		}
+		var err error
+		if srtpCtx, err = srtp.CreateContext(srtpKey[:16], srtpKey[16:], srtp.ProtectionProfileAes128CmHmacSha1_80); err != nil {
+			return err
+		}
+	}
+	enc := make([]byte, 1500)
 	per := int(ptime / (time.Second / 8000))
 	n := max(len(legs[0]), len(legs[1]))
 	var pkts [2]rtp.Packet
@@ -233,7 +258,13 @@ func stream(ctx context.Context, conns [2]*net.UDPConn, dst [2]*net.UDPAddr, leg
 			if err != nil {
 				return err
 			}
-			if _, err := conns[i].WriteToUDP(buf[:m], dst[i]); err != nil {
+			out := buf[:m]
+			if srtpCtx != nil {
+				if out, err = srtpCtx.EncryptRTP(enc[:0], buf[:m], nil); err != nil {
+					return err
+				}
+			}
+			if _, err := conns[i].WriteToUDP(out, dst[i]); err != nil {
 				return err
 			}
 			pkts[i].SequenceNumber++
@@ -251,9 +282,14 @@ func Body(call Call, ip netip.Addr, ports [2]int, pt uint8) ([]byte, string) {
 	codec := map[uint8]string{0: "PCMU", 8: "PCMA"}[pt]
 	var sdp strings.Builder
 	fmt.Fprintf(&sdp, "v=0\r\no=sbc 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n", ip, ip)
+	proto, crypto := "RTP/AVP", ""
+	if call.SRTPKey != nil {
+		proto = "RTP/SAVP"
+		crypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + base64.StdEncoding.EncodeToString(call.SRTPKey) + "\r\n"
+	}
 	for i, p := range ports {
-		fmt.Fprintf(&sdp, "m=audio %d RTP/AVP %d 101\r\na=rtpmap:%d %s/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na=sendonly\r\na=label:%d\r\n",
-			p, pt, pt, codec, i+1)
+		fmt.Fprintf(&sdp, "m=audio %d %s %d 101\r\na=rtpmap:%d %s/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n%sa=sendonly\r\na=label:%d\r\n",
+			p, proto, pt, pt, codec, crypto, i+1)
 	}
 	meta := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
 <recording xmlns="urn:ietf:params:xml:ns:recording:1">

@@ -1,0 +1,70 @@
+package recorder_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"testing"
+
+	"github.com/callvault/callvault/audio"
+	"github.com/callvault/callvault/recorder/siprectest"
+)
+
+// An SRTP session (RTP/SAVP with an SDES key) is answered with SRTP and a
+// key of the recorder's own, and recorded exactly like plain RTP.
+func TestRecordsAnSRTPSession(t *testing.T) {
+	f := newFixture(t)
+	key := make([]byte, 30)
+	rand.Read(key)
+	caller, callee := audio.SpeechLike(3, 16000, 8000), audio.SpeechLike(4, 16000, 8000)
+	c, err := siprectest.NewClient(f.sip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.Run(context.Background(), siprectest.Call{CallID: "srtp@sbc", SRTPKey: key,
+		Caller: siprectest.Party{AOR: "sip:+447700900123@pstn.example"}, Callee: siprectest.Party{AOR: "sip:2001@pbx.example"},
+		CallerAudio: caller, CalleeAudio: callee})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range res.Answer.Streams {
+		if st.Proto != "RTP/SAVP" || len(st.Crypto) != 1 || st.Crypto[0].Suite != "AES_CM_128_HMAC_SHA1_80" || bytes.Equal(st.Crypto[0].Key, key) {
+			t.Errorf("answer stream %s: %s %+v; want RTP/SAVP with a key of the recorder's own", st.Label, st.Proto, st.Crypto)
+		}
+	}
+	rec := f.waitRecording(t, "srtp@sbc")
+	left, right := f.channels(t, rec)
+	if findExact(left, g711RoundTrip(caller, "PCMU")) < 0 || findExact(right, g711RoundTrip(callee, "PCMU")) < 0 {
+		t.Fatal("the SRTP session's channels do not hold the audio sent")
+	}
+}
+
+// A wrong key records nothing but silence: no noise from undecryptable
+// packets.
+func TestSRTPWithTheWrongKeyRecordsSilence(t *testing.T) {
+	f := newFixture(t)
+	key := make([]byte, 30)
+	rand.Read(key)
+	c, err := siprectest.NewClient(f.sip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	speech := audio.SpeechLike(3, 8000, 8000)
+	// The SDP carries one key; the packets are encrypted with another.
+	call := siprectest.Call{CallID: "badkey@sbc", SRTPKey: key, CallerAudio: speech, CalleeAudio: speech,
+		Caller: siprectest.Party{AOR: "sip:+447700900123@x"}, Callee: siprectest.Party{AOR: "sip:2001@x"}}
+	call.WrongSRTPKey = true
+	if _, err := c.Run(context.Background(), call); err != nil {
+		t.Fatal(err)
+	}
+	left, right := f.channels(t, f.waitRecording(t, "badkey@sbc"))
+	for _, ch := range [][]int16{left, right} {
+		for _, v := range ch {
+			if v != 0 {
+				t.Fatal("packets under the wrong key were written as audio")
+			}
+		}
+	}
+}
