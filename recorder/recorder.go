@@ -85,7 +85,7 @@ type Recorder struct {
 
 	ua      *sipgo.UserAgent
 	srv     *sipgo.Server
-	dialogs sipgo.DialogUA
+	dialogs map[string]*sipgo.DialogUA // by transport: "UDP", "TCP", "TLS"
 	ports   *ports
 
 	mu       sync.Mutex
@@ -167,18 +167,23 @@ func (r *Recorder) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The Contact of our answers: where in-dialog requests (ACK, BYE,
-	// re-INVITE) come back to.
-	contact := sip.Uri{User: "srs", Host: r.MediaIP.String()}
-	if len(r.Listen) > 0 {
-		if ap, err := netip.ParseAddrPort(r.Listen[0].Addr); err == nil {
+	// The Contact of our answers, per transport: where in-dialog requests
+	// (ACK, BYE, re-INVITE) come back to, on the transport the INVITE used.
+	r.dialogs = map[string]*sipgo.DialogUA{}
+	for _, l := range r.Listen {
+		contact := sip.Uri{User: "srs", Host: r.MediaIP.String()}
+		if ap, err := netip.ParseAddrPort(l.Addr); err == nil {
 			if !ap.Addr().IsUnspecified() {
 				contact.Host = ap.Addr().String()
 			}
 			contact.Port = int(ap.Port())
 		}
+		if l.Network != "udp" {
+			contact.UriParams = sip.NewParams()
+			contact.UriParams.Add("transport", l.Network)
+		}
+		r.dialogs[strings.ToUpper(l.Network)] = &sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: contact}}
 	}
-	r.dialogs = sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: contact}}
 	r.srv.OnInvite(r.onInvite)
 	r.srv.OnAck(r.onAck)
 	r.srv.OnBye(r.onBye)
@@ -438,7 +443,13 @@ func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		ms.Pause()
 	}
 
-	dialog, err := r.dialogs.ReadInvite(req, tx)
+	dua := r.dialogs[strings.ToUpper(req.Transport())]
+	if dua == nil {
+		r.abandon(s)
+		r.respond(tx, req, 500, "Server Internal Error", "no contact for transport "+req.Transport())
+		return
+	}
+	dialog, err := dua.ReadInvite(req, tx)
 	if err != nil {
 		r.abandon(s)
 		r.respond(tx, req, 400, "Bad Request", err.Error())

@@ -9,6 +9,7 @@ package siprectest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -59,16 +60,28 @@ type Client struct {
 	client *sipgo.Client
 	dialog sipgo.DialogUA
 	port   int
+	tls    bool
 }
 
-// NewClient makes a client with its own SIP socket.
-func NewClient(server netip.AddrPort) (*Client, error) {
-	c := &Client{Server: server, IP: netip.MustParseAddr("127.0.0.1")}
+// NewClient makes a client with its own SIP socket (UDP).
+func NewClient(server netip.AddrPort) (*Client, error) { return newClient(server, nil) }
+
+// NewTLSClient makes a client that signals over TLS, trusting conf's roots.
+func NewTLSClient(server netip.AddrPort, conf *tls.Config) (*Client, error) {
+	return newClient(server, conf)
+}
+
+func newClient(server netip.AddrPort, conf *tls.Config) (*Client, error) {
+	c := &Client{Server: server, IP: netip.MustParseAddr("127.0.0.1"), tls: conf != nil}
 	// SBCs send SIPREC INVITEs (SDP and metadata, 2-4 KB) over UDP as one
 	// fragmented datagram; sipgo would otherwise insist on TCP above 1300
 	// bytes. This is process-wide: a test client only.
 	sip.UDPMTUSize = 65000
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("callvault-siprectest"))
+	opts := []sipgo.UserAgentOption{sipgo.WithUserAgent("callvault-siprectest")}
+	if conf != nil {
+		opts = append(opts, sipgo.WithUserAgenTLSConfig(conf))
+	}
+	ua, err := sipgo.NewUA(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +184,9 @@ func (c *Client) Open(ctx context.Context, call Call, ports [2]int) (*Session, e
 	call = call.withDefaults()
 	body, boundary := Body(call, c.IP, ports, call.payloadType())
 	req := sip.NewRequest(sip.INVITE, sip.Uri{User: "srs", Host: c.Server.Addr().String(), Port: int(c.Server.Port())})
+	if c.tls {
+		req.SetTransport("TLS")
+	}
 	req.SetBody(body)
 	req.AppendHeader(sip.NewHeader("Content-Type", "multipart/mixed;boundary="+boundary))
 	req.AppendHeader(sip.NewHeader("Require", "siprec"))
