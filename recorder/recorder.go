@@ -736,10 +736,14 @@ func (r *Recorder) watchInactivity(ctx context.Context) {
 		r.mu.Unlock()
 		for _, s := range idle {
 			r.log().Warn("recording session ended: no RTP", "call_id", s.callID, "for", r.Inactivity)
-			bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			s.dialog.Bye(bctx)
-			cancel()
 			r.finish(s, "no RTP")
+			// Tell the client, without waiting on it: a dead client must
+			// not hold up the others' endings.
+			go func() {
+				bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				s.dialog.Bye(bctx)
+			}()
 		}
 	}
 }

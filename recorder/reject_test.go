@@ -114,6 +114,9 @@ func TestInactivityEndsSession(t *testing.T) {
 	if rec.Duration < time.Second || rec.Duration > 5*time.Second {
 		t.Errorf("duration %v: 1 s of audio, then at most the 2 s timeout and a tick", rec.Duration)
 	}
+	for deadline := time.Now().Add(3 * time.Second); f.rec.Sessions() != 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond) // the recording is stored just before the session is dropped
+	}
 	if f.rec.Sessions() != 0 {
 		t.Error("the timed-out session is still in progress")
 	}

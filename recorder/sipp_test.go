@@ -108,8 +108,8 @@ func TestSippSession(t *testing.T) {
 		}
 	}
 	left, right := f.channels(t, rec)
-	if off := findExact(left, sent); off < 0 {
-		t.Errorf("the caller's channel does not hold the pcap's %d samples", len(sent))
+	if off, ok := findClose(left, sent); ok < 0.99 {
+		t.Errorf("the caller's channel does not hold the pcap's %d samples (at %d: %.2f%% match)", len(sent), off, 100*ok)
 	}
 	for _, v := range right {
 		if v != 0 {

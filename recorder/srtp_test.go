@@ -35,7 +35,10 @@ func TestRecordsAnSRTPSession(t *testing.T) {
 	}
 	rec := f.waitRecording(t, "srtp@sbc")
 	left, right := f.channels(t, rec)
-	if findExact(left, g711RoundTrip(caller, "PCMU")) < 0 || findExact(right, g711RoundTrip(callee, "PCMU")) < 0 {
+	if _, ok := findClose(left, g711RoundTrip(caller, "PCMU")); ok < 0.99 {
+		t.Fatal("the SRTP session's caller channel does not hold the audio sent")
+	}
+	if _, ok := findClose(right, g711RoundTrip(callee, "PCMU")); ok < 0.99 {
 		t.Fatal("the SRTP session's channels do not hold the audio sent")
 	}
 }
