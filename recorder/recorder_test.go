@@ -181,7 +181,6 @@ func findClose(got, want []int16) (int, float64) {
 	return -1, 0
 }
 
-
 func int16Bytes(s []int16) []byte {
 	b := make([]byte, 2*len(s))
 	for i, v := range s {
