@@ -379,16 +379,7 @@ func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
-	ct := ""
-	if h := req.ContentType(); h != nil {
-		ct = h.Value()
-	}
-	sdpBody, metaBody, err := siprec.SplitBody(ct, req.Body())
-	if err != nil {
-		r.respond(tx, req, 400, "Bad Request", callvault.ErrorMessage(err))
-		return
-	}
-	offer, err := siprec.ParseOffer(sdpBody)
+	offer, metaBody, err := readOffer(req)
 	if err != nil {
 		r.respond(tx, req, 400, "Bad Request", callvault.ErrorMessage(err))
 		return
@@ -468,6 +459,21 @@ func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		r.log().Error("sip: the answer may not have reached the client; recording anyway", "call_id", callID, "err", err)
 	}
 	r.log().Info("recording session started", "call_id", callID, "recording", s.id, "streams", len(active), "source", req.Source())
+}
+
+// readOffer splits an INVITE's body and parses its SDP offer; the metadata
+// part is returned unparsed (it is optional).
+func readOffer(req *sip.Request) (*siprec.Offer, []byte, error) {
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	sdpBody, metaBody, err := siprec.SplitBody(ct, req.Body())
+	if err != nil {
+		return nil, nil, err
+	}
+	offer, err := siprec.ParseOffer(sdpBody)
+	return offer, metaBody, err
 }
 
 // paused reports whether the offer asks for no recording right now.
@@ -663,16 +669,7 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 		r.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 		return
 	}
-	ct := ""
-	if h := req.ContentType(); h != nil {
-		ct = h.Value()
-	}
-	sdpBody, metaBody, err := siprec.SplitBody(ct, req.Body())
-	if err != nil {
-		r.respond(tx, req, 400, "Bad Request", callvault.ErrorMessage(err))
-		return
-	}
-	offer, err := siprec.ParseOffer(sdpBody)
+	offer, metaBody, err := readOffer(req)
 	if err != nil {
 		r.respond(tx, req, 400, "Bad Request", callvault.ErrorMessage(err))
 		return
