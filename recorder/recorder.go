@@ -98,7 +98,8 @@ type Recorder struct {
 	strangers *throttle.Limiter
 	wg        sync.WaitGroup // sessions being stored
 	acad      academyCache
-	stopping  chan struct{} // closed by Close: retries give up, spools stay
+	stopping  chan struct{}     // closed by Close: retries give up, spools stay
+	done      media.StreamStats // media counters of the sessions that ended
 	stopOnce  sync.Once
 }
 
@@ -118,6 +119,7 @@ type session struct {
 	lastData  uint64
 	lastHeard time.Time
 	ending    bool
+	counted   bool // its media counters are in Recorder.done
 }
 
 // spoolMeta is what the recorder keeps in the spool header to make the
@@ -748,8 +750,12 @@ func (r *Recorder) watchInactivity(ctx context.Context) {
 // finish ends a session's media and stores its recording in the
 // background; the spool stays until the recording is stored.
 func (r *Recorder) finish(s *session, why string) {
-	st := s.media.Stats().Total
 	sp, err := s.media.Finish()
+	st := s.media.Stats().Total
+	r.mu.Lock()
+	addStats(&r.done, st)
+	s.counted = true
+	r.mu.Unlock()
 	for _, p := range s.ports {
 		if p != 0 {
 			r.ports.release(p)

@@ -117,13 +117,16 @@ func (f *sipFlags) startRecorder(ctx context.Context, e *env, dep *deployment, s
 type sipCollector struct {
 	rec                         *recorder.Recorder
 	active, started, rejections *prometheus.Desc
+	rtp, jitter                 *prometheus.Desc
 }
 
 func newSIPCollector(rec *recorder.Recorder) *sipCollector {
 	return &sipCollector{rec: rec,
 		active:     prometheus.NewDesc("callvault_sip_sessions_active", "SIPREC recording sessions in progress.", nil, nil),
 		started:    prometheus.NewDesc("callvault_sip_sessions_total", "SIPREC recording sessions answered since start.", nil, nil),
-		rejections: prometheus.NewDesc("callvault_sip_rejected_total", "INVITEs refused, by SIP status (403 not a recording client, 488 not SIPREC or no codec, 503 storage or capacity).", []string{"code"}, nil),
+		rejections: prometheus.NewDesc("callvault_sip_rejected_total", "INVITEs refused, by SIP status (403 not a recording client, 488 not SIPREC or no codec, 503 storage or capacity; 0 dropped unanswered).", []string{"code"}, nil),
+		rtp:        prometheus.NewDesc("callvault_rtp_packets_total", "RTP datagrams of recording sessions, by what became of them: recorded (RTP from the right source), lost (filled with silence), late, duplicate, wrong_source, auth_failed (SRTP), undecodable, malformed.", []string{"kind"}, nil),
+		jitter:     prometheus.NewDesc("callvault_rtp_jitter_seconds", "Largest RFC 3550 interarrival jitter of any stream in progress.", nil, nil),
 	}
 }
 
@@ -131,6 +134,8 @@ func (c *sipCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.active
 	ch <- c.started
 	ch <- c.rejections
+	ch <- c.rtp
+	ch <- c.jitter
 }
 
 func (c *sipCollector) Collect(ch chan<- prometheus.Metric) {
@@ -140,4 +145,10 @@ func (c *sipCollector) Collect(ch chan<- prometheus.Metric) {
 	for code, v := range n.Rejected {
 		ch <- prometheus.MustNewConstMetric(c.rejections, prometheus.CounterValue, float64(v), strconv.Itoa(code))
 	}
+	t := c.rec.Totals()
+	for kind, v := range map[string]uint64{"recorded": t.Packets, "lost": t.Lost, "late": t.Late, "duplicate": t.Duplicates,
+		"wrong_source": t.WrongSource, "auth_failed": t.AuthFailed, "undecodable": t.Undecodable, "malformed": t.Malformed} {
+		ch <- prometheus.MustNewConstMetric(c.rtp, prometheus.CounterValue, float64(v), kind)
+	}
+	ch <- prometheus.MustNewConstMetric(c.jitter, prometheus.GaugeValue, t.Jitter.Seconds())
 }

@@ -97,7 +97,8 @@ func TestSIPRECSurvivesKill(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(3 * time.Second) // half the call
-	if m := metrics(t, url); !strings.Contains(m, "callvault_sip_sessions_active 1") || !strings.Contains(m, "callvault_sip_sessions_total 1") {
+	if m := metrics(t, url); !strings.Contains(m, "callvault_sip_sessions_active 1") || !strings.Contains(m, "callvault_sip_sessions_total 1") ||
+		!strings.Contains(m, `callvault_rtp_packets_total{kind="recorded"} `) || strings.Contains(m, `callvault_rtp_packets_total{kind="recorded"} 0`) {
 		t.Errorf("/metrics during the call lacks the session:\n%s", m)
 	}
 	srv.Process.Signal(syscall.SIGKILL)
