@@ -393,7 +393,7 @@ func (s *Session) Stats() Stats {
 		ss := st.stats()
 		st.mu.Unlock()
 		out.Streams = append(out.Streams, ss)
-		out.Total.add(ss)
+		out.Total.Add(ss)
 	}
 	return out
 }

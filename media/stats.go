@@ -68,7 +68,9 @@ func (c *counters) export(label, side string, jitter time.Duration, audio time.D
 	return s
 }
 
-func (t *StreamStats) add(s StreamStats) {
+// Add adds s's counters to t: sums, except Jitter and Audio (the larger)
+// and Codecs (merged).
+func (t *StreamStats) Add(s StreamStats) {
 	t.Datagrams += s.Datagrams
 	t.Packets += s.Packets
 	t.Bytes += s.Bytes

@@ -115,9 +115,7 @@ type hostile struct {
 	client *siprectest.Client
 }
 
-// recordingClient makes the client that hostileFixture uses. Make it
-// first, before any recorder runs: siprectest.NewClient sets
-// sip.UDPMTUSize, which a running recorder reads as it answers.
+// recordingClient makes the client that hostileFixture uses.
 func recordingClient(t *testing.T) *siprectest.Client {
 	t.Helper()
 	c, err := siprectest.NewClient(netip.AddrPort{})

@@ -753,7 +753,7 @@ func (r *Recorder) finish(s *session, why string) {
 	sp, err := s.media.Finish()
 	st := s.media.Stats().Total
 	r.mu.Lock()
-	addStats(&r.done, st)
+	r.done.Add(st)
 	s.counted = true
 	r.mu.Unlock()
 	for _, p := range s.ports {

@@ -255,8 +255,7 @@ func TestRecordsASession(t *testing.T) {
 // Only configured recording clients may open sessions, and an INVITE that
 // is not a recording session is refused.
 func TestRefusesStrangersAndPlainCalls(t *testing.T) {
-	f := newFixture(t)
-	f.rec.Allow = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	f := newFixture(t, func(r *recorder.Recorder) { r.Allow = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} })
 	c, err := siprectest.NewClient(f.sip)
 	if err != nil {
 		t.Fatal(err)

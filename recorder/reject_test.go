@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,14 +14,18 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/recorder"
 	"github.com/callvault/callvault/recorder/siprectest"
 )
 
-// refusing is a storage monitor at its floor.
-type refusing struct{}
+// floor is a storage monitor that refuses once full is set.
+type floor struct{ full atomic.Bool }
 
-func (refusing) Admit() error {
-	return callvault.Errorf(callvault.EUNAVAILABLE, "storage is nearly full")
+func (f *floor) Admit() error {
+	if f.full.Load() {
+		return callvault.Errorf(callvault.EUNAVAILABLE, "storage is nearly full")
+	}
+	return nil
 }
 
 // invite sends one INVITE with body and headers and returns the final
@@ -56,8 +61,8 @@ func invite(t *testing.T, f *fixture, body []byte, headers ...sip.Header) *sip.R
 // at the storage floor new sessions get 503 with Retry-After. Nothing is
 // left behind.
 func TestRejections(t *testing.T) {
-	sip.UDPMTUSize = 65000
-	f := newFixture(t)
+	space := &floor{}
+	f := newFixture(t, func(r *recorder.Recorder) { r.Space = space })
 	g729 := []byte("v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\na=sendonly\r\na=label:1\r\n")
 	plain := []byte("v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
 	sdp := sip.NewHeader("Content-Type", "application/sdp")
@@ -73,7 +78,7 @@ func TestRejections(t *testing.T) {
 		t.Errorf("a malformed body got %d, want 400", res.StatusCode)
 	}
 
-	f.rec.Space = refusing{}
+	space.full.Store(true)
 	c, err := siprectest.NewClient(f.sip)
 	if err != nil {
 		t.Fatal(err)
@@ -125,8 +130,7 @@ func TestInactivityEndsSession(t *testing.T) {
 // A flood from an address that is not a recording client gets a few 403s,
 // then silence: no answer, no work, no log line per request.
 func TestStrangerFloodIsDropped(t *testing.T) {
-	f := newFixture(t)
-	f.rec.Allow = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	f := newFixture(t, func(r *recorder.Recorder) { r.Allow = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} })
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/audio"
+	"github.com/callvault/callvault/recorder"
 	"github.com/callvault/callvault/recorder/siprectest"
 )
 
@@ -27,10 +28,9 @@ func (f *flaky) Create(ctx context.Context, key string) (callvault.BlobWriter, e
 // A recording whose store is down when the call ends is kept in the spool
 // and stored once the store is back, without a restart.
 func TestStoreRetriedWhileRunning(t *testing.T) {
-	f := newFixture(t)
-	down := &flaky{BlobStore: f.d.Blobs}
+	down := &flaky{}
 	down.fail.Store(2)
-	f.d.Archive.Blobs = down
+	f := newFixture(t, func(r *recorder.Recorder) { down.BlobStore, r.Archive.Blobs = r.Archive.Blobs, down })
 	c, err := siprectest.NewClient(f.sip)
 	if err != nil {
 		t.Fatal(err)

@@ -71,12 +71,14 @@ func NewTLSClient(server netip.AddrPort, conf *tls.Config) (*Client, error) {
 	return newClient(server, conf)
 }
 
+// SBCs send SIPREC INVITEs (SDP and metadata, 2-4 KB) over UDP as one
+// fragmented datagram; sipgo would otherwise insist on TCP above 1300
+// bytes. It is process-wide, so it is set once, before any test starts a
+// recorder that reads it: importing this package means a test client.
+func init() { sip.UDPMTUSize = 65000 }
+
 func newClient(server netip.AddrPort, conf *tls.Config) (*Client, error) {
 	c := &Client{Server: server, IP: netip.MustParseAddr("127.0.0.1"), tls: conf != nil}
-	// SBCs send SIPREC INVITEs (SDP and metadata, 2-4 KB) over UDP as one
-	// fragmented datagram; sipgo would otherwise insist on TCP above 1300
-	// bytes. This is process-wide: a test client only.
-	sip.UDPMTUSize = 65000
 	opts := []sipgo.UserAgentOption{sipgo.WithUserAgent("callvault-siprectest")}
 	if conf != nil {
 		opts = append(opts, sipgo.WithUserAgenTLSConfig(conf))
