@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/callvault/callvault"
-	"github.com/callvault/callvault/durable"
 )
 
 // BackupTo writes a consistent copy of the database to path while the server
@@ -73,7 +72,7 @@ func (db *DB) BackupTo(ctx context.Context, path string) (err error) {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("backup database: fsync %s: %w", abs, err)
 	}
-	if err := durable.SyncDir(filepath.Dir(abs)); err != nil {
+	if err := syncDir(filepath.Dir(abs)); err != nil {
 		return fmt.Errorf("backup database: %w", err)
 	}
 	return nil
@@ -88,4 +87,21 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("read schema version: %w", dbError(err))
 	}
 	return v, nil
+}
+
+// syncDir fsyncs a directory so that a file created in it survives a crash.
+// (sqldb imports no other callvault package, so not durable.SyncDir.)
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
 }
