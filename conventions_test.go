@@ -26,7 +26,7 @@ var allowed = map[string][]string{
 	"blob/blobtest":       nil,
 	"phone":               nil,
 	"secret":              nil,
-	"sqldb":               {"durable"}, // fsync of the online backup\'s folder
+	"sqldb":               nil,
 	"vault":               {"durable"},
 	"web":                 {"archive", "diskspace", "phone", "secret", "throttle", "totp", "oidc"}, // oidc: OpenID Connect
 	"throttle":            nil,
