@@ -210,7 +210,7 @@ func sipRequest(method string, to netip.AddrPort, viaTransport, viaAddr, callID 
 func siprecInvite(to netip.AddrPort, from netip.AddrPort, callID string, ports [2]int) []byte {
 	body, boundary := siprectest.Body(siprectest.Call{CallID: callID,
 		Caller: siprectest.Party{AOR: "sip:+447700900123@sbc.example"}, Callee: siprectest.Party{AOR: "sip:2001@pbx.example"}},
-		from.Addr(), ports, 0)
+		from.Addr(), ports)
 	return sipRequest("INVITE", to, "UDP", from.String(), callID, 1, []string{
 		fmt.Sprintf("Contact: <sip:sbc@%s>;+sip.src", from),
 		"Require: siprec",
@@ -291,7 +291,7 @@ func TestTruncatedTCPMessage(t *testing.T) {
 	}
 	f := hostileFixture(t, recordingClient(t))
 	before := runtime.NumGoroutine()
-	body, boundary := siprectest.Body(siprectest.Call{CallID: "short@sbc.example"}, clientIP, [2]int{40000, 40002}, 0)
+	body, boundary := siprectest.Body(siprectest.Call{CallID: "short@sbc.example"}, clientIP, [2]int{40000, 40002})
 	msg := sipRequest("INVITE", f.sip, "TCP", "127.0.0.1:5060", "short@sbc.example", 1, []string{
 		"Contact: <sip:sbc@127.0.0.1>;+sip.src", "Require: siprec", "Content-Type: multipart/mixed;boundary=" + boundary,
 	}, body)

@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -73,6 +72,10 @@ type Recorder struct {
 	// (a BYE that never came): default DefaultInactivity.
 	Inactivity  time.Duration
 	MaxSessions int
+	// Credentials, when set, require digest authentication (user name →
+	// password) of every INVITE that opens a session, on top of Allow.
+	Credentials map[string]string
+	Realm       string // digest realm, DefaultRealm when empty
 
 	Archive   *archive.Archive
 	Source    *callvault.Source // the siprec source the recordings are filed under
@@ -87,6 +90,7 @@ type Recorder struct {
 	srv     *sipgo.Server
 	dialogs map[string]*sipgo.DialogUA // by transport: "UDP", "TCP", "TLS"
 	ports   *ports
+	auth    *digestAuth // nil: no digest authentication
 
 	mu       sync.Mutex
 	sessions map[string]*session // by Call-ID
@@ -128,6 +132,9 @@ type spoolMeta struct {
 	CallID       string                  `json:"call_id"`
 	Direction    string                  `json:"direction,omitempty"`
 	Participants []callvault.Participant `json:"participants,omitempty"`
+	// Codecs are the rtpmap encodings the streams were answered with
+	// ("PCMA/8000"), for the recording's audit entry.
+	Codecs []string `json:"codecs,omitempty"`
 }
 
 // Start listens on every configured transport and returns when they are
@@ -159,6 +166,9 @@ func (r *Recorder) Start(ctx context.Context) error {
 	r.stopping = make(chan struct{})
 	r.rejected = map[int]uint64{}
 	r.strangers = throttle.New(strangerReplies, time.Minute)
+	if len(r.Credentials) > 0 {
+		r.auth = newDigestAuth(r.Realm, r.Credentials, r.now)
+	}
 	if r.ua, err = sipgo.NewUA(sipgo.WithUserAgent("callvault-srs")); err != nil {
 		return err
 	}
@@ -189,6 +199,7 @@ func (r *Recorder) Start(ctx context.Context) error {
 	r.srv.OnInvite(r.onInvite)
 	r.srv.OnAck(r.onAck)
 	r.srv.OnBye(r.onBye)
+	r.srv.OnUpdate(r.onUpdate)
 	r.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		if !r.admit(req, tx) {
 			return
@@ -277,7 +288,7 @@ func (r *Recorder) Counts() Counts {
 }
 
 // respond answers a request outside a dialog, with a Warning saying why.
-func (r *Recorder) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, why string) {
+func (r *Recorder) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, why string, headers ...sip.Header) {
 	if req.IsInvite() && code >= 300 {
 		r.mu.Lock()
 		r.rejected[code]++
@@ -289,6 +300,9 @@ func (r *Recorder) respond(tx sip.ServerTransaction, req *sip.Request, code int,
 	}
 	if code == 503 {
 		res.AppendHeader(sip.NewHeader("Retry-After", "300"))
+	}
+	for _, h := range headers {
+		res.AppendHeader(h)
 	}
 	if err := tx.Respond(res); err != nil {
 		r.log().Debug("sip: respond failed", "code", code, "err", err)
@@ -361,6 +375,15 @@ func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if callID == "" {
 		r.respond(tx, req, 400, "Bad Request", "no Call-ID")
 		return
+	}
+	if r.auth != nil {
+		if ok, stale := r.auth.check(req); !ok {
+			if req.GetHeader("Authorization") != nil && !stale {
+				r.log().Warn("sip: digest authentication failed", "source", req.Source(), "call_id", callID)
+			}
+			r.respond(tx, req, 401, "Unauthorized", "", r.auth.challenges(stale)...)
+			return
+		}
 	}
 	if r.Space != nil {
 		if err := r.Space.Admit(); err != nil {
@@ -472,7 +495,7 @@ func readOffer(req *sip.Request) (*siprec.Offer, []byte, error) {
 	}
 	sdpBody, metaBody, err := siprec.SplitBody(ct, req.Body())
 	if err != nil {
-		return nil, nil, err
+		return nil, metaBody, err
 	}
 	offer, err := siprec.ParseOffer(sdpBody)
 	return offer, metaBody, err
@@ -579,6 +602,14 @@ func (r *Recorder) openStreams(s *session, o *siprec.Offer, sides map[string]str
 		if label == "" {
 			label = "m" + strconv.Itoa(i)
 		}
+		for _, c := range st.Codecs {
+			if supportedCodec(c) {
+				if enc := c.Name + "/" + strconv.Itoa(c.ClockRate); !slices.Contains(s.meta.Codecs, enc) {
+					s.meta.Codecs = append(s.meta.Codecs, enc)
+				}
+				break
+			}
+		}
 		out[i] = media.StreamConfig{Label: label, Side: side(sides, st.Label, audio), Conn: conn, Remote: remote, PayloadTypes: pts, SRTP: srtp}
 		audio++
 	}
@@ -661,52 +692,6 @@ func (r *Recorder) find(req *sip.Request) *session {
 	return r.sessions[h.Value()]
 }
 
-// onReinvite applies a re-INVITE: new metadata, pause and resume. Streams
-// keep their ports; new ones are rejected.
-func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID string) {
-	r.mu.Lock()
-	s := r.sessions[callID]
-	r.mu.Unlock()
-	if s == nil {
-		r.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
-		return
-	}
-	offer, metaBody, err := readOffer(req)
-	if err != nil {
-		r.respond(tx, req, 400, "Bad Request", callvault.ErrorMessage(err))
-		return
-	}
-	preferG711(offer)
-	if len(metaBody) > 0 {
-		if meta, err := siprec.ParseMetadata(metaBody); err == nil && len(meta.Participants) > 0 {
-			m, _ := r.describe(context.Background(), callID, offer, meta)
-			if b, err := json.Marshal(m); err == nil && s.media.SetMeta(b) == nil {
-				r.mu.Lock()
-				s.meta = m
-				r.mu.Unlock()
-			}
-		}
-	}
-	ports := make([]int, len(offer.Streams))
-	copy(ports, s.ports)
-	s.version++
-	answer, err := siprec.Answer(offer, siprec.AnswerOptions{Addr: r.MediaIP.String(), Ports: ports,
-		Supported: supportedCodec, Crypto: s.answerKey, SessionID: s.offer.SessionID + 1, SessionVersion: s.version})
-	if err != nil {
-		r.respond(tx, req, 488, "Not Acceptable Here", "the new offer has no stream callvault can record")
-		return
-	}
-	if paused(offer) {
-		s.media.Pause()
-	} else {
-		s.media.Resume()
-	}
-	res := sip.NewSDPResponseFromRequest(req, answer)
-	if err := tx.Respond(res); err != nil {
-		r.log().Warn("sip: could not answer a re-INVITE", "call_id", callID, "err", err)
-	}
-}
-
 // watchInactivity ends sessions that have received nothing for
 // r.Inactivity (a BYE that was lost, a client that died).
 func (r *Recorder) watchInactivity(ctx context.Context) {
@@ -745,139 +730,6 @@ func (r *Recorder) watchInactivity(ctx context.Context) {
 			}()
 		}
 	}
-}
-
-// finish ends a session's media and stores its recording in the
-// background; the spool stays until the recording is stored.
-func (r *Recorder) finish(s *session, why string) {
-	sp, err := s.media.Finish()
-	st := s.media.Stats().Total
-	r.mu.Lock()
-	r.done.Add(st)
-	s.counted = true
-	r.mu.Unlock()
-	for _, p := range s.ports {
-		if p != 0 {
-			r.ports.release(p)
-		}
-	}
-	if err != nil {
-		r.log().Error("recording session ended with an error; storing what was spooled", "call_id", s.callID, "err", err)
-		if sp == nil {
-			r.drop(s)
-			return
-		}
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		defer r.drop(s)
-		if err := r.storeRetrying(sp, s.callID); err != nil {
-			r.log().Error("recording could not be stored; its spool is kept and retried at the next start", "call_id", s.callID, "err", err)
-			return
-		}
-		r.log().Info("recording session ended", "call_id", s.callID, "why", why, "duration", sp.Duration().Round(time.Millisecond),
-			"packets", st.Packets, "lost", st.Lost, "late", st.Late, "duplicates", st.Duplicates, "wrong_source", st.WrongSource,
-			"resyncs", st.Resyncs, "jitter", st.Jitter)
-	}()
-}
-
-// Retries of a recording that could not be stored: the database or the
-// blob store may be down for a while. The spool keeps the audio meanwhile.
-const (
-	retryFirst = time.Second
-	retryMax   = time.Minute
-)
-
-// storeRetrying stores a finished session, retrying for as long as the
-// recorder runs while the failure is one that time can mend (storage or
-// database unavailable). A recording the archive refuses as invalid is not
-// retried. Either way a spool that was not stored stays for the next start.
-func (r *Recorder) storeRetrying(sp *media.Spool, callID string) error {
-	wait := retryFirst
-	for attempt := 1; ; attempt++ {
-		err := r.store(context.Background(), sp, sp.Interrupted)
-		if err == nil {
-			if attempt > 1 {
-				r.log().Info("recording stored after retrying", "call_id", callID, "attempts", attempt)
-			}
-			return nil
-		}
-		switch callvault.ErrorCode(err) {
-		case callvault.EINVALID, callvault.EUNSUPPORTED, callvault.ETOOLARGE:
-			return err
-		}
-		r.log().Error("recording could not be stored; retrying (its audio is safe in the spool)", "call_id", callID, "attempt", attempt, "in", wait, "err", err)
-		select {
-		case <-r.stopping:
-			return err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, retryMax)
-	}
-}
-
-func (r *Recorder) drop(s *session) {
-	r.mu.Lock()
-	if r.sessions[s.callID] == s {
-		delete(r.sessions, s.callID)
-	}
-	r.mu.Unlock()
-}
-
-// store renders a spool into the encrypted ingest path and removes it once
-// the recording is stored (or was already: ingest is idempotent by
-// Call-ID).
-func (r *Recorder) store(ctx context.Context, sp *media.Spool, interrupted bool) error {
-	var m spoolMeta
-	if err := json.Unmarshal(sp.Meta, &m); err != nil || m.CallID == "" {
-		return fmt.Errorf("spool %s has no usable session header: %v", sp.ID, err)
-	}
-	end := sp.End
-	meta := archive.Metadata{SourceRef: m.CallID, StartedAt: sp.Start, EndedAt: &end, Direction: m.Direction}
-	for _, p := range m.Participants {
-		meta.Participants = append(meta.Participants, archive.MetadataParticipant{Number: p.Number, Extension: p.Extension, Name: p.Name, Side: p.Side})
-	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(sp.Render(pw)) }()
-	pauses := make([]callvault.Pause, len(sp.Paused))
-	for i, p := range sp.Paused {
-		pauses[i] = callvault.Pause{From: p.From, To: p.To}
-	}
-	sys := callvault.NewContextWithActor(ctx, &callvault.Actor{Source: r.Source})
-	ev := callvault.AuditEvent{Action: "recording.ingest", Details: map[string]string{"via": "siprec", "interrupted": strconv.FormatBool(interrupted)}}
-	ev.SetActor(callvault.ActorFromContext(sys))
-	_, _, err := r.Archive.Ingest(callvault.WithPendingAudit(sys, callvault.NewPendingAudit(ev)), archive.IngestRequest{Source: r.Source, Meta: meta, Audio: pr,
-		Interrupted: interrupted, Pauses: pauses})
-	pr.CloseWithError(err)
-	if err != nil {
-		return err
-	}
-	return sp.Remove()
-}
-
-// Recover stores the recordings of sessions a crash interrupted (kill -9,
-// power loss): all audio up to the last flush. Call it before Start.
-func (r *Recorder) Recover(ctx context.Context) (int, error) {
-	spools, err := media.Recover(r.SpoolDir)
-	if err != nil {
-		// Store what could be read; the rest stays for the operator.
-		r.log().Error("some spools of interrupted sessions cannot be read; they are kept", "err", err)
-	}
-	n := 0
-	for _, sp := range spools {
-		if sp.Frames() == 0 {
-			r.log().Warn("an interrupted session had no audio; its spool is removed", "spool", sp.ID)
-			sp.Remove()
-			continue
-		}
-		if err := r.store(ctx, sp, sp.Interrupted); err != nil {
-			r.log().Error("interrupted recording could not be stored; its spool is kept", "spool", sp.ID, "err", err)
-			continue
-		}
-		n++
-	}
-	return n, err
 }
 
 func (r *Recorder) now() time.Time {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"mime"
 	"strings"
+
+	"github.com/callvault/callvault"
 )
 
 // SplitBody returns the SDP offer and the recording metadata of an INVITE
@@ -37,6 +39,9 @@ func SplitBody(contentType string, body []byte) (sdp, metadata []byte, err error
 		}
 		return sdp, nil, nil
 	case strings.HasPrefix(mt, "multipart/"):
+	case strings.Contains(mt, "rs-metadata"):
+		// Metadata alone: an UPDATE that only says who is on the call now.
+		return nil, append([]byte{}, body...), ErrNoSDP
 	case mt == "":
 		return nil, nil, invalidf("body has no Content-Type and is neither SDP nor multipart")
 	default:
@@ -70,11 +75,18 @@ func SplitBody(contentType string, body []byte) (sdp, metadata []byte, err error
 			metadata = append([]byte{}, p.content...)
 		}
 	}
+	if sdp == nil && metadata != nil {
+		return nil, metadata, ErrNoSDP
+	}
 	if sdp == nil {
 		return nil, nil, invalidf("multipart body has no application/sdp part")
 	}
 	return sdp, metadata, nil
 }
+
+// ErrNoSDP is SplitBody's error for a body of metadata alone, which it
+// returns with the metadata: fine in an UPDATE, not in an INVITE.
+var ErrNoSDP = callvault.Errorf(callvault.EINVALID, "siprec: the body has no application/sdp part, only recording metadata")
 
 const (
 	typeSDP      = "application/sdp"

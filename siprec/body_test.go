@@ -2,6 +2,7 @@ package siprec_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -177,4 +178,18 @@ func ExampleSplitBody() {
 	// a=rtpmap:0 PCMU/8000
 	// a=label:1
 	// a=recvonly
+}
+
+// TestSplitBodyMetadataAlone: a body of metadata alone (an UPDATE's, RFC
+// 7866 §8.3), bare or in a multipart, is ErrNoSDP with the metadata.
+func TestSplitBodyMetadataAlone(t *testing.T) {
+	for _, tc := range []struct{ name, contentType, body string }{
+		{"bare", "application/rs-metadata+xml", miniXML},
+		{"multipart", "multipart/mixed;boundary=b1", multipart("b1", "Content-Type: application/rs-metadata+xml\r\n\r\n"+miniXML)},
+	} {
+		sdp, md, err := siprec.SplitBody(tc.contentType, []byte(tc.body))
+		if !errors.Is(err, siprec.ErrNoSDP) || sdp != nil || !strings.Contains(string(md), "<recording") {
+			t.Errorf("%s: SplitBody = %q, %q, %v; want no SDP, the metadata, ErrNoSDP", tc.name, sdp, md, err)
+		}
+	}
 }

@@ -58,6 +58,14 @@ func FuzzSplitBody(f *testing.F) {
 			err     error
 		)
 		within(t, "SplitBody", func() { sdp, md, err = siprec.SplitBody(contentType, body) })
+		if errors.Is(err, siprec.ErrNoSDP) {
+			// Metadata alone (an UPDATE's body): returned with the error.
+			if sdp != nil || md == nil || len(md) > len(body) {
+				t.Fatalf("SplitBody = ErrNoSDP with %d-byte SDP, %d-byte metadata from %d bytes", len(sdp), len(md), len(body))
+			}
+			within(t, "ParseMetadata", func() { _, _ = siprec.ParseMetadata(md) })
+			return
+		}
 		if err != nil {
 			checkErr(t, "SplitBody", err)
 			if sdp != nil || md != nil {

@@ -11,7 +11,9 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
+	"html"
 	"net"
 	"net/netip"
 	"strings"
@@ -35,14 +37,24 @@ type Party struct {
 // Call describes one recording session to send.
 type Call struct {
 	CallID         string
-	Codec          string // "PCMU" (default) or "PCMA"
+	Codec          string // "PCMU" (default), "PCMA", "G722" or "OPUS"
 	Caller, Callee Party
 	// Caller's audio goes on stream label 1, the callee's on label 2, at
-	// 8 kHz; the session lasts as long as the longer of the two.
+	// 8 kHz, encoded as G.711; the session lasts as long as the longer of
+	// the two.
 	CallerAudio, CalleeAudio []int16
-	Ptime                    time.Duration // default 20 ms
+	// Payloads, when set, are sent instead of CallerAudio and CalleeAudio:
+	// the encoded payloads of each leg, one per ptime (G.722 and Opus,
+	// which this package does not encode).
+	Payloads [2][][]byte
+	Ptime    time.Duration // default 20 ms
+	// Paused offers both streams a=inactive (hold, or a pause asked for
+	// in a re-INVITE).
+	Paused bool
 	// NoBye leaves the session without hanging up (inactivity tests).
 	NoBye bool
+	// Username and Password answer a digest challenge.
+	Username, Password string
 	// SRTPKey, when set (30 bytes: 16 of master key, 14 of salt), sends
 	// both streams as SRTP (RTP/SAVP, AES_CM_128_HMAC_SHA1_80) with this
 	// SDES key.
@@ -116,18 +128,7 @@ type Result struct {
 
 // Run opens the session, streams the audio in real time and hangs up.
 func (c *Client) Run(ctx context.Context, call Call) (*Result, error) {
-	call = call.withDefaults()
-	// The RTP sockets exist before the offer names their ports.
-	var conns [2]*net.UDPConn
-	for i := range conns {
-		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: c.IP.AsSlice()})
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Close()
-		conns[i] = conn
-	}
-	s, err := c.Open(ctx, call, [2]int{conns[0].LocalAddr().(*net.UDPAddr).Port, conns[1].LocalAddr().(*net.UDPAddr).Port})
+	s, err := c.Dial(ctx, call)
 	if s == nil {
 		return nil, err
 	}
@@ -136,19 +137,55 @@ func (c *Client) Run(ctx context.Context, call Call) (*Result, error) {
 	if err != nil {
 		return &res, err
 	}
-	dst := [2]*net.UDPAddr{net.UDPAddrFromAddrPort(s.Dest[0]), net.UDPAddrFromAddrPort(s.Dest[1])}
-	sendKey := call.SRTPKey
-	if call.WrongSRTPKey && sendKey != nil {
-		sendKey = bytes.Clone(sendKey)
-		sendKey[0] ^= 0xff
-	}
-	if err := stream(ctx, conns, dst, [2][]int16{call.CallerAudio, call.CalleeAudio}, call.Ptime, call.payloadType(), sendKey); err != nil {
+	if err := s.Send(ctx, call.legs()); err != nil {
 		return &res, err
 	}
 	if call.NoBye {
 		return &res, nil
 	}
 	return &res, s.Bye(ctx)
+}
+
+// Dial opens the session from two RTP sockets of its own, ready to Send.
+// As with Open, the Session is nil only if no response came, and must be
+// closed otherwise.
+func (c *Client) Dial(ctx context.Context, call Call) (*Session, error) {
+	call = call.withDefaults()
+	// The RTP sockets exist before the offer names their ports.
+	var conns [2]*net.UDPConn
+	for i := range conns {
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: c.IP.AsSlice()})
+		if err != nil {
+			if i == 1 {
+				conns[0].Close()
+			}
+			return nil, err
+		}
+		conns[i] = conn
+	}
+	s, err := c.Open(ctx, call, [2]int{conns[0].LocalAddr().(*net.UDPAddr).Port, conns[1].LocalAddr().(*net.UDPAddr).Port})
+	if s == nil {
+		conns[0].Close()
+		conns[1].Close()
+		return nil, err
+	}
+	s.conns, s.call = conns, call
+	for i := range s.pkts {
+		s.pkts[i].Header = rtp.Header{Version: 2, PayloadType: call.payloadType(), SSRC: uint32(0x1000 + i),
+			SequenceNumber: uint16(100 * i), Timestamp: uint32(1000 * i)}
+	}
+	if err == nil && call.SRTPKey != nil {
+		key := call.SRTPKey
+		if call.WrongSRTPKey {
+			key = bytes.Clone(key)
+			key[0] ^= 0xff
+		}
+		if len(key) != 30 {
+			return s, fmt.Errorf("SRTP key is %d bytes, want 30", len(key))
+		}
+		s.srtp, err = srtp.CreateContext(key[:16], key[16:], srtp.ProtectionProfileAes128CmHmacSha1_80)
+	}
+	return s, err
 }
 
 func (call Call) withDefaults() Call {
@@ -162,10 +199,51 @@ func (call Call) withDefaults() Call {
 }
 
 func (call Call) payloadType() uint8 {
-	if call.Codec == "PCMA" {
+	switch call.Codec {
+	case "PCMA":
 		return 8
+	case "G722":
+		return 9
+	case "OPUS":
+		return 111
 	}
 	return 0
+}
+
+// clock is the RTP clock rate of the call's codec.
+func (call Call) clock() int {
+	if call.Codec == "OPUS" {
+		return 48000
+	}
+	return 8000
+}
+
+// legs are the payloads the call sends on its two streams.
+func (call Call) legs() [2][][]byte {
+	if call.Payloads[0] != nil || call.Payloads[1] != nil {
+		return call.Payloads
+	}
+	call = call.withDefaults()
+	per := int(call.Ptime / (time.Second / 8000))
+	return [2][][]byte{EncodeG711(call.Codec, call.CallerAudio, per), EncodeG711(call.Codec, call.CalleeAudio, per)}
+}
+
+// EncodeG711 encodes PCM at 8 kHz as codec ("PCMU" or "PCMA") in payloads
+// of per samples; the last is padded with silence.
+func EncodeG711(codec string, pcm []int16, per int) [][]byte {
+	var out [][]byte
+	for off := 0; off < len(pcm); off += per {
+		raw := make([]byte, 2*per)
+		for j := 0; j < per && off+j < len(pcm); j++ {
+			binary.LittleEndian.PutUint16(raw[2*j:], uint16(pcm[off+j]))
+		}
+		if codec == "PCMA" {
+			out = append(out, g711.EncodeAlaw(raw))
+		} else {
+			out = append(out, g711.EncodeUlaw(raw))
+		}
+	}
+	return out
 }
 
 // Session is a recording session the recorder answered.
@@ -175,7 +253,19 @@ type Session struct {
 	// (label 1) and of the callee's (label 2).
 	Dest [2]netip.AddrPort
 
+	client *Client
 	dialog *sipgo.DialogClientSession
+	ports  [2]int
+	// For Send (sessions made by Dial):
+	call  Call
+	conns [2]*net.UDPConn
+	pkts  [2]rtp.Packet
+	srtp  *srtp.Context
+	// epoch is when the first packet was sent, ts0 the streams' first
+	// timestamps: the RTP clock runs in real time between Sends, as a
+	// phone system's does.
+	epoch time.Time
+	ts0   [2]uint32
 }
 
 // Open opens the recording session of call, offering its two streams as
@@ -184,7 +274,7 @@ type Session struct {
 // holds the status the recorder answered, and must still be closed.
 func (c *Client) Open(ctx context.Context, call Call, ports [2]int) (*Session, error) {
 	call = call.withDefaults()
-	body, boundary := Body(call, c.IP, ports, call.payloadType())
+	body, boundary := Body(call, c.IP, ports)
 	req := sip.NewRequest(sip.INVITE, sip.Uri{User: "srs", Host: c.Server.Addr().String(), Port: int(c.Server.Port())})
 	if c.tls {
 		req.SetTransport("TLS")
@@ -203,8 +293,8 @@ func (c *Client) Open(ctx context.Context, call Call, ports [2]int) (*Session, e
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{dialog: d}
-	if err := d.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+	s := &Session{dialog: d, client: c, ports: ports}
+	if err := d.WaitAnswer(ctx, sipgo.AnswerOptions{Username: call.Username, Password: call.Password}); err != nil {
 		if d.InviteResponse != nil {
 			s.Status = d.InviteResponse.StatusCode
 		}
@@ -233,71 +323,114 @@ func (c *Client) Open(ctx context.Context, call Call, ports [2]int) (*Session, e
 // Bye hangs up.
 func (s *Session) Bye(ctx context.Context) error { return s.dialog.Bye(ctx) }
 
-// Close releases the dialog's resources; it does not hang up.
-func (s *Session) Close() error { return s.dialog.Close() }
+// Close releases the dialog's resources and the RTP sockets; it does not
+// hang up.
+func (s *Session) Close() error {
+	for _, c := range s.conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+	return s.dialog.Close()
+}
 
-// stream sends both legs in real time, one packet per ptime each.
-func stream(ctx context.Context, conns [2]*net.UDPConn, dst [2]*net.UDPAddr, legs [2][]int16, ptime time.Duration, pt uint8, srtpKey []byte) error {
-	var srtpCtx *srtp.Context
-	if srtpKey != nil {
-		if len(srtpKey) != 30 {
-			return fmt.Errorf("SRTP key is %d bytes, want 30", len(srtpKey))
-		}
-		var err error
-		if srtpCtx, err = srtp.CreateContext(srtpKey[:16], srtpKey[16:], srtp.ProtectionProfileAes128CmHmacSha1_80); err != nil {
-			return err
+// Reinvite sends a re-INVITE with call's offer (Paused for hold, new
+// parties for a metadata update) on the session's ports, and acknowledges
+// the answer. It returns the status the recorder answered.
+func (s *Session) Reinvite(ctx context.Context, call Call) (int, error) {
+	body, boundary := Body(call, s.client.IP, s.ports)
+	req := sip.NewRequest(sip.INVITE, s.remote())
+	req.SetBody(body)
+	req.AppendHeader(sip.NewHeader("Content-Type", "multipart/mixed;boundary="+boundary))
+	res, err := s.dialog.Do(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	if res.IsSuccess() {
+		ack := sip.NewRequest(sip.ACK, s.remote())
+		ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
+		if err := s.dialog.WriteRequest(ack); err != nil {
+			return res.StatusCode, err
 		}
 	}
-	enc := make([]byte, 1500)
-	per := int(ptime / (time.Second / 8000))
-	n := max(len(legs[0]), len(legs[1]))
-	var pkts [2]rtp.Packet
-	for i := range pkts {
-		pkts[i].Header = rtp.Header{Version: 2, PayloadType: pt, SSRC: uint32(0x1000 + i), SequenceNumber: uint16(100 * i), Timestamp: uint32(1000 * i)}
+	return res.StatusCode, nil
+}
+
+// Update sends an UPDATE carrying call's metadata alone (RFC 7866 §8.3).
+func (s *Session) Update(ctx context.Context, call Call) (int, error) {
+	req := sip.NewRequest(sip.UPDATE, s.remote())
+	req.SetBody([]byte(Metadata(call)))
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/rs-metadata+xml"))
+	req.AppendHeader(sip.NewHeader("Content-Disposition", "recording-session"))
+	res, err := s.dialog.Do(ctx, req)
+	if err != nil {
+		return 0, err
 	}
+	return res.StatusCode, nil
+}
+
+// remote is where in-dialog requests go: the recorder's Contact.
+func (s *Session) remote() sip.Uri {
+	if c := s.dialog.InviteResponse.Contact(); c != nil {
+		return *c.Address.Clone()
+	}
+	return s.dialog.InviteRequest.Recipient
+}
+
+// Send sends both legs' payloads in real time, one packet per ptime each,
+// continuing the streams' sequence numbers from the last Send. Timestamps
+// follow the wall clock from the first packet (the RTP clock runs while
+// nothing is sent, between Sends, as a phone system's does).
+func (s *Session) Send(ctx context.Context, legs [2][][]byte) error {
+	if s.conns[0] == nil {
+		return fmt.Errorf("siprectest: Send needs a session made by Dial")
+	}
+	dst := [2]*net.UDPAddr{net.UDPAddrFromAddrPort(s.Dest[0]), net.UDPAddrFromAddrPort(s.Dest[1])}
+	buf, enc := make([]byte, 1500), make([]byte, 1500)
 	start := time.Now()
-	buf := make([]byte, 1500)
-	for k, off := 0, 0; off < n; k, off = k+1, off+per {
+	if s.epoch.IsZero() {
+		s.epoch = start
+		s.ts0 = [2]uint32{s.pkts[0].Timestamp, s.pkts[1].Timestamp}
+	}
+	clock := uint64(s.call.clock())
+	for k := range max(len(legs[0]), len(legs[1])) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		for i := range 2 {
-			pcm := make([]byte, 2*per)
-			for j := 0; j < per && off+j < len(legs[i]); j++ {
-				s := legs[i][off+j]
-				pcm[2*j], pcm[2*j+1] = byte(s), byte(uint16(s)>>8)
-			}
-			if pt == 8 {
-				pkts[i].Payload = g711.EncodeAlaw(pcm)
-			} else {
-				pkts[i].Payload = g711.EncodeUlaw(pcm)
-			}
-			m, err := pkts[i].MarshalTo(buf)
-			if err != nil {
-				return err
-			}
-			out := buf[:m]
-			if srtpCtx != nil {
-				if out, err = srtpCtx.EncryptRTP(enc[:0], buf[:m], nil); err != nil {
+			p := &s.pkts[i]
+			at := start.Sub(s.epoch) + time.Duration(k)*s.call.Ptime // since the first packet
+			p.Timestamp = s.ts0[i] + uint32(uint64(at)*clock/uint64(time.Second))
+			if k < len(legs[i]) {
+				p.Payload = legs[i][k]
+				m, err := p.MarshalTo(buf)
+				if err != nil {
 					return err
 				}
+				out := buf[:m]
+				if s.srtp != nil {
+					if out, err = s.srtp.EncryptRTP(enc[:0], buf[:m], nil); err != nil {
+						return err
+					}
+				}
+				if _, err := s.conns[i].WriteToUDP(out, dst[i]); err != nil {
+					return err
+				}
+				p.SequenceNumber++
 			}
-			if _, err := conns[i].WriteToUDP(out, dst[i]); err != nil {
-				return err
-			}
-			pkts[i].SequenceNumber++
-			pkts[i].Timestamp += uint32(per)
 		}
-		time.Sleep(time.Until(start.Add(time.Duration(k+1) * ptime)))
+		time.Sleep(time.Until(start.Add(time.Duration(k+1) * s.call.Ptime)))
 	}
 	return nil
 }
 
 // Body is the multipart INVITE body of a call: SDP with two sendonly
-// streams (labels 1 and 2) on ports, and metadata saying the caller sends
-// 1 and the callee 2.
-func Body(call Call, ip netip.Addr, ports [2]int, pt uint8) ([]byte, string) {
-	codec := map[uint8]string{0: "PCMU", 8: "PCMA"}[pt]
+// streams (labels 1 and 2, inactive when call.Paused) on ports, and
+// metadata saying the caller sends 1 and the callee 2.
+func Body(call Call, ip netip.Addr, ports [2]int) ([]byte, string) {
+	call = call.withDefaults()
+	pt := call.payloadType()
+	rtpmap := map[string]string{"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/8000", "OPUS": "opus/48000/2"}[call.Codec]
 	var sdp strings.Builder
 	fmt.Fprintf(&sdp, "v=0\r\no=sbc 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n", ip, ip)
 	proto, crypto := "RTP/AVP", ""
@@ -305,25 +438,34 @@ func Body(call Call, ip netip.Addr, ports [2]int, pt uint8) ([]byte, string) {
 		proto = "RTP/SAVP"
 		crypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + base64.StdEncoding.EncodeToString(call.SRTPKey) + "\r\n"
 	}
-	for i, p := range ports {
-		fmt.Fprintf(&sdp, "m=audio %d %s %d 101\r\na=rtpmap:%d %s/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n%sa=sendonly\r\na=label:%d\r\n",
-			p, proto, pt, pt, codec, crypto, i+1)
+	dir := "sendonly"
+	if call.Paused {
+		dir = "inactive"
 	}
-	meta := fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
+	for i, p := range ports {
+		fmt.Fprintf(&sdp, "m=audio %d %s %d 101\r\na=rtpmap:%d %s\r\na=rtpmap:101 telephone-event/%d\r\na=ptime:20\r\n%sa=%s\r\na=label:%d\r\n",
+			p, proto, pt, pt, rtpmap, call.clock(), crypto, dir, i+1)
+	}
+	const boundary = "callvault-siprectest"
+	body := "--" + boundary + "\r\nContent-Type: application/sdp\r\n\r\n" + sdp.String() +
+		"\r\n--" + boundary + "\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n" + Metadata(call) +
+		"\r\n--" + boundary + "--\r\n"
+	return []byte(body), boundary
+}
+
+// Metadata is the RFC 7865 recording metadata of a call: the caller sends
+// stream label 1, the callee label 2.
+func Metadata(call Call) string {
+	return fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
 <recording xmlns="urn:ietf:params:xml:ns:recording:1">
 <datamode>complete</datamode>
 <session session_id="c2Vzcw=="/>
-<participant participant_id="cA=="><nameID aor=%q><name>%s</name></nameID></participant>
-<participant participant_id="cQ=="><nameID aor=%q><name>%s</name></nameID></participant>
+<participant participant_id="cA=="><nameID aor="%s"><name>%s</name></nameID></participant>
+<participant participant_id="cQ=="><nameID aor="%s"><name>%s</name></nameID></participant>
 <stream stream_id="czE=" session_id="c2Vzcw=="><label>1</label></stream>
 <stream stream_id="czI=" session_id="c2Vzcw=="><label>2</label></stream>
 <participantstreamassoc participant_id="cA=="><send>czE=</send><recv>czI=</recv></participantstreamassoc>
 <participantstreamassoc participant_id="cQ=="><send>czI=</send><recv>czE=</recv></participantstreamassoc>
 </recording>
-`, call.Caller.AOR, call.Caller.Name, call.Callee.AOR, call.Callee.Name)
-	const boundary = "callvault-siprectest"
-	body := "--" + boundary + "\r\nContent-Type: application/sdp\r\n\r\n" + sdp.String() +
-		"\r\n--" + boundary + "\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n" + meta +
-		"\r\n--" + boundary + "--\r\n"
-	return []byte(body), boundary
+`, html.EscapeString(call.Caller.AOR), html.EscapeString(call.Caller.Name), html.EscapeString(call.Callee.AOR), html.EscapeString(call.Callee.Name))
 }

@@ -110,7 +110,7 @@ func (l *Load) Run(ctx context.Context) (*LoadResult, error) {
 	if call == nil {
 		call = DefaultLoadCall(fmt.Sprint(time.Now().UnixNano()))
 	}
-	pt := Call{Codec: l.Codec}.payloadType()
+	pt := Call{Codec: l.Codec}.withDefaults().payloadType()
 	legs := [2][]byte{encode(l.CallerAudio, pt), encode(l.CalleeAudio, pt)}
 	if len(legs[0]) == 0 || len(legs[1]) == 0 {
 		return nil, errors.New("siprectest: a load needs at least 20 ms of audio for each leg")

@@ -1,0 +1,138 @@
+package recorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/siprec"
+)
+
+// onUpdate takes an UPDATE inside a session: new metadata, with or without
+// a new offer (RFC 7866 §8.3).
+func (r *Recorder) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	if !r.admit(req, tx) {
+		return
+	}
+	callID := ""
+	if h := req.CallID(); h != nil {
+		callID = h.Value()
+	}
+	r.onReinvite(req, tx, callID)
+}
+
+// onReinvite applies a re-INVITE or an UPDATE: new metadata, pause and
+// resume. Streams keep their ports; streams added later are answered with
+// port 0 (not recorded). An UPDATE may carry metadata alone.
+func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID string) {
+	r.mu.Lock()
+	s := r.sessions[callID]
+	r.mu.Unlock()
+	if s == nil || s.dialog == nil || !sameDialog(req, s.dialog.InviteRequest) {
+		r.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	if err := s.dialog.ReadRequest(req, tx); err != nil {
+		// RFC 3261 §14.2: a CSeq lower than one already seen.
+		r.respond(tx, req, 500, "Server Internal Error", "CSeq out of order")
+		return
+	}
+	offer, metaBody, err := readOffer(req)
+	switch {
+	case req.Method == sip.UPDATE && (len(req.Body()) == 0 || errors.Is(err, siprec.ErrNoSDP)):
+		offer = nil // metadata alone, or nothing: nothing changes in the media
+	case err != nil:
+		r.respond(tx, req, 400, "Bad Request", callvault.ErrorMessage(err))
+		return
+	default:
+		preferG711(offer)
+	}
+	if len(metaBody) > 0 {
+		r.updateMetadata(s, metaBody)
+	}
+	if offer == nil {
+		if err := tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil)); err != nil {
+			r.log().Warn("sip: could not answer an UPDATE", "call_id", callID, "err", err)
+		}
+		return
+	}
+	ports := make([]int, len(offer.Streams))
+	copy(ports, s.ports)
+	r.mu.Lock()
+	s.version++
+	version := s.version
+	r.mu.Unlock()
+	answer, err := siprec.Answer(offer, siprec.AnswerOptions{Addr: r.MediaIP.String(), Ports: ports,
+		Supported: supportedCodec, Crypto: s.answerKey, SessionID: s.offer.SessionID + 1, SessionVersion: version})
+	if err != nil {
+		r.respond(tx, req, 488, "Not Acceptable Here", "the new offer has no stream callvault can record")
+		return
+	}
+	if paused(offer) {
+		s.media.Pause()
+	} else {
+		s.media.Resume()
+	}
+	res := sip.NewSDPResponseFromRequest(req, answer)
+	if err := tx.Respond(res); err != nil {
+		r.log().Warn("sip: could not answer a re-INVITE", "call_id", callID, "err", err)
+	}
+}
+
+// sameDialog reports whether an in-dialog request comes from the client
+// that opened the session: same Call-ID (looked up already) and From tag.
+func sameDialog(req, invite *sip.Request) bool {
+	tag := func(r *sip.Request) string {
+		if f := r.From(); f != nil && f.Params != nil {
+			v, _ := f.Params.Get("tag")
+			return v
+		}
+		return ""
+	}
+	return tag(req) != "" && tag(req) == tag(invite)
+}
+
+// updateMetadata applies new recording metadata (a transfer, a party
+// joining): the recording keeps everyone who took part, so the
+// participants are the union of those known so far and the new ones. The
+// direction stays what the session started with. Metadata that does not
+// parse is logged and ignored; the recording goes on.
+func (r *Recorder) updateMetadata(s *session, body []byte) {
+	meta, err := siprec.ParseMetadata(body)
+	if err != nil {
+		r.log().Warn("sip: metadata update does not parse; ignored", "call_id", s.callID, "err", err)
+		return
+	}
+	if len(meta.Participants) == 0 {
+		return
+	}
+	m, _ := r.describe(context.Background(), s.callID, s.offer, meta)
+	r.mu.Lock()
+	merged := s.meta
+	merged.Participants = slices.Clone(merged.Participants)
+	if merged.Direction == "" {
+		merged.Direction = m.Direction
+	}
+	for _, p := range m.Participants {
+		if !slices.Contains(merged.Participants, p) {
+			merged.Participants = append(merged.Participants, p)
+		}
+	}
+	r.mu.Unlock()
+	b, err := json.Marshal(merged)
+	if err == nil {
+		err = s.media.SetMeta(b)
+	}
+	if err != nil {
+		r.log().Error("sip: could not keep a metadata update", "call_id", s.callID, "err", err)
+		return
+	}
+	r.mu.Lock()
+	s.meta = merged
+	r.mu.Unlock()
+	r.log().Info("recording metadata updated", "call_id", s.callID, "participants", len(merged.Participants))
+}
