@@ -43,7 +43,7 @@ func TestDigestAuthentication(t *testing.T) {
 	}
 	rec := f.waitRecording(t, "digest@sbc.example")
 	left, _ := f.channels(t, rec)
-	if _, ok := findClose(left, g711RoundTrip(pcm, "PCMU")); ok < 0.99 {
+	if _, ok := audio.Find(left, g711RoundTrip(pcm, "PCMU")); ok < 0.99 {
 		t.Errorf("the authenticated session's audio is not in its recording (%.1f%%)", 100*ok)
 	}
 }

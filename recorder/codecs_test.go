@@ -15,6 +15,7 @@ import (
 	"github.com/pion/opus/pkg/oggreader"
 
 	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/audio"
 	"github.com/callvault/callvault/media"
 	"github.com/callvault/callvault/recorder/siprectest"
 )
@@ -98,7 +99,7 @@ func TestRecordsG722AndOpus(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if off, ok := findClose(got, want); ok < 0.99 {
+				if off, ok := audio.Find(got, want); ok < 0.99 {
 					t.Errorf("channel %d does not hold the %s audio sent (at %d: %.2f%% of samples)", i, tc.codec, off, 100*ok)
 				}
 			}

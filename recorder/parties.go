@@ -78,10 +78,36 @@ func (r *Recorder) describe(ctx context.Context, callID string, offer *siprec.Of
 	}
 	academies := r.academies(ctx)
 	byID := map[string]callvault.Participant{}
+	staffKnown := false
 	for _, p := range meta.Participants {
 		cp := participant(p, academies)
 		byID[p.ID] = cp
-		m.Participants = append(m.Participants, cp)
+		staffKnown = staffKnown || cp.Side == callvault.SideStaff
+	}
+	if !staffKnown {
+		// No party's number belongs to an academy (academies not set up
+		// yet, a number missing from their ranges): the metadata cannot
+		// say which side is staff, so the stream order does, as without
+		// metadata, and the sender of the second audio stream is taken
+		// as staff. Else both legs would land on one channel.
+		audio := 0
+		for _, st := range offer.Streams {
+			if st.Media != "audio" || st.Port == 0 {
+				continue
+			}
+			if audio == 1 {
+				for _, p := range meta.Senders(st.Label) {
+					if cp, ok := byID[p.ID]; ok {
+						cp.Side = callvault.SideStaff
+						byID[p.ID] = cp
+					}
+				}
+			}
+			audio++
+		}
+	}
+	for _, p := range meta.Participants {
+		m.Participants = append(m.Participants, byID[p.ID])
 	}
 	for _, st := range offer.Streams {
 		if st.Label == "" {

@@ -1,7 +1,6 @@
 package recorder_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -145,50 +144,6 @@ func g711RoundTrip(pcm []int16, codec string) []int16 {
 	return out
 }
 
-// findClose locates want in got (by its loudest 20 ms, which must match
-// exactly) and returns where it starts and the share of want's samples
-// that match there, sample for sample; -1 and 0 when it is not there. A
-// packet lost on a loaded machine costs 160 of them.
-func findClose(got, want []int16) (int, float64) {
-	loudest, best := 0, int64(-1)
-	for b := 0; b+160 <= len(want); b += 160 {
-		var e int64
-		for _, v := range want[b : b+160] {
-			e += int64(v) * int64(v)
-		}
-		if e > best {
-			loudest, best = b, e
-		}
-	}
-	key := int16Bytes(want[loudest : loudest+160])
-	g := int16Bytes(got)
-	for i := 0; i+len(key) <= len(g); i += 2 {
-		if !bytes.Equal(g[i:i+len(key)], key) {
-			continue
-		}
-		off := i/2 - loudest
-		if off < 0 || off+len(want) > len(got) {
-			continue
-		}
-		same := 0
-		for j, v := range want {
-			if got[off+j] == v {
-				same++
-			}
-		}
-		return off, float64(same) / float64(len(want))
-	}
-	return -1, 0
-}
-
-func int16Bytes(s []int16) []byte {
-	b := make([]byte, 2*len(s))
-	for i, v := range s {
-		binary.LittleEndian.PutUint16(b[2*i:], uint16(v))
-	}
-	return b
-}
-
 // A recording session from a Go SIPREC client: two streams of G.711 audio
 // become one stereo recording whose left channel is exactly the caller's
 // audio and right the staff's, with the metadata's participants, the
@@ -238,8 +193,8 @@ func TestRecordsASession(t *testing.T) {
 			}
 			left, right := f.channels(t, rec)
 			wantL, wantR := g711RoundTrip(caller, codec), g711RoundTrip(callee, codec)
-			offL, okL := findClose(left, wantL)
-			offR, okR := findClose(right, wantR)
+			offL, okL := audio.Find(left, wantL)
+			offR, okR := audio.Find(right, wantR)
 			if okL < 0.99 || okR < 0.99 {
 				t.Fatalf("the channels do not hold the audio sent (left at %d: %.2f%% of samples, right at %d: %.2f%%)", offL, 100*okL, offR, 100*okR)
 			}

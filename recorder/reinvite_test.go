@@ -88,12 +88,12 @@ func TestHoldResumeAndMetadataUpdates(t *testing.T) {
 	}
 	left, right := f.channels(t, rec)
 	for i, ch := range [][]int16{left, right} {
-		offB, okB := findClose(ch, before[i])
-		offA, okA := findClose(ch, after[i])
+		offB, okB := audio.Find(ch, before[i])
+		offA, okA := audio.Find(ch, after[i])
 		if okB < 0.99 || okA < 0.99 {
 			t.Errorf("channel %d: the audio before the hold (at %d: %.1f%%) or after it (at %d: %.1f%%) is not all there", i, offB, 100*okB, offA, 100*okA)
 		}
-		if _, ok := findClose(ch, paused[i]); ok > 0 {
+		if _, ok := audio.Find(ch, paused[i]); ok > 0 {
 			t.Errorf("channel %d: audio sent while on hold was recorded", i)
 		}
 		from, to := int(p.From/(time.Second/8000)), int(p.To/(time.Second/8000))

@@ -13,6 +13,7 @@ import (
 	"github.com/zaf/g711"
 
 	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/audio"
 )
 
 // need skips (or, under CI=true, fails) when a tool is missing.
@@ -108,7 +109,7 @@ func TestSippSession(t *testing.T) {
 		}
 	}
 	left, right := f.channels(t, rec)
-	if off, ok := findClose(left, sent); ok < 0.99 {
+	if off, ok := audio.Find(left, sent); ok < 0.99 {
 		t.Errorf("the caller's channel does not hold the pcap's %d samples (at %d: %.2f%% match)", len(sent), off, 100*ok)
 	}
 	for _, v := range right {

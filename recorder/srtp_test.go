@@ -35,10 +35,10 @@ func TestRecordsAnSRTPSession(t *testing.T) {
 	}
 	rec := f.waitRecording(t, "srtp@sbc")
 	left, right := f.channels(t, rec)
-	if _, ok := findClose(left, g711RoundTrip(caller, "PCMU")); ok < 0.99 {
+	if _, ok := audio.Find(left, g711RoundTrip(caller, "PCMU")); ok < 0.99 {
 		t.Fatal("the SRTP session's caller channel does not hold the audio sent")
 	}
-	if _, ok := findClose(right, g711RoundTrip(callee, "PCMU")); ok < 0.99 {
+	if _, ok := audio.Find(right, g711RoundTrip(callee, "PCMU")); ok < 0.99 {
 		t.Fatal("the SRTP session's channels do not hold the audio sent")
 	}
 }

@@ -74,7 +74,7 @@ func TestRecordsOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	left, _ := f.channels(t, f.waitRecording(t, "tls@sbc"))
-	if _, ok := findClose(left, g711RoundTrip(caller, "PCMU")); ok < 0.99 {
+	if _, ok := audio.Find(left, g711RoundTrip(caller, "PCMU")); ok < 0.99 {
 		t.Fatal("the TLS session's recording does not hold the audio sent")
 	}
 }

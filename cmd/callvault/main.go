@@ -42,7 +42,7 @@ type env struct {
 func subcommands(e *env) []*ffcli.Command {
 	return []*ffcli.Command{
 		serveCmd(e), importCmd(e), userCmd(e), sourceCmd(e), academyCmd(e), auditCmd(e), tokenCmd(e),
-		retentionCmd(e), keysCmd(e), backupCmd(e), restoreCmd(e), versionCmd(e),
+		retentionCmd(e), keysCmd(e), backupCmd(e), restoreCmd(e), sipCmd(e), versionCmd(e),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ type sipFlags struct {
 	mediaIP    string
 	rtpPorts   string
 	inactivity time.Duration
+	authFile   string
 }
 
 func (f *sipFlags) register(fs *flag.FlagSet) {
@@ -38,6 +40,42 @@ func (f *sipFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.mediaIP, "sip-media-ip", "", "address RTP is received on and announced in SDP answers (default: the --sip host)")
 	fs.StringVar(&f.rtpPorts, "rtp-ports", "20000-39998", "UDP port range for RTP, one even port per stream")
 	fs.DurationVar(&f.inactivity, "sip-inactivity", recorder.DefaultInactivity, "end a recording session that has received no RTP for this long (BYE lost)")
+	fs.StringVar(&f.authFile, "sip-auth", "", "also require SIP digest authentication of recording clients: a file (mode 0600) of user:password lines")
+}
+
+// readSIPAuth reads a file of user:password lines (blank lines and lines
+// starting with # are skipped). The passwords are never logged.
+func readSIPAuth(path string) (map[string]string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("--sip-auth: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("--sip-auth %s: readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--sip-auth: %w", err)
+	}
+	users := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		user, password, ok := strings.Cut(line, ":")
+		if !ok || user == "" || password == "" || strings.ContainsAny(user, " \t\"") {
+			return nil, fmt.Errorf("--sip-auth %s line %d: use user:password", path, i+1)
+		}
+		if len(password) < 12 {
+			return nil, fmt.Errorf("--sip-auth %s line %d: the password of %s is shorter than 12 characters", path, i+1, user)
+		}
+		users[user] = password
+	}
+	if len(users) == 0 {
+		return nil, fmt.Errorf("--sip-auth %s: no user:password line", path)
+	}
+	return users, nil
 }
 
 // startRecorder starts the SIPREC server, after storing the recordings of
@@ -84,19 +122,26 @@ func (f *sipFlags) startRecorder(ctx context.Context, e *env, dep *deployment, s
 		listen = append(listen, recorder.Listener{Network: "tls", Addr: f.tlsAddr,
 			TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
 	}
+	var users map[string]string
+	if f.authFile != "" {
+		if users, err = readSIPAuth(f.authFile); err != nil {
+			return nil, err
+		}
+	}
 	r := &recorder.Recorder{
-		Listen:     listen,
-		Allow:      allow,
-		MediaIP:    media,
-		PortMin:    pmin,
-		PortMax:    pmax,
-		SpoolDir:   filepath.Join(dep.dataDir, "spool"),
-		Inactivity: f.inactivity,
-		Archive:    dep.archive,
-		Source:     src,
-		Academies:  dep.academies,
-		Space:      space,
-		Logger:     e.logger,
+		Credentials: users,
+		Listen:      listen,
+		Allow:       allow,
+		MediaIP:     media,
+		PortMin:     pmin,
+		PortMax:     pmax,
+		SpoolDir:    filepath.Join(dep.dataDir, "spool"),
+		Inactivity:  f.inactivity,
+		Archive:     dep.archive,
+		Source:      src,
+		Academies:   dep.academies,
+		Space:       space,
+		Logger:      e.logger,
 	}
 	// Sessions a crash cut short become recordings, marked interrupted,
 	// before new ones are taken. A spool that cannot be read or stored is
@@ -109,7 +154,8 @@ func (f *sipFlags) startRecorder(ctx context.Context, e *env, dep *deployment, s
 	if err := r.Start(ctx); err != nil {
 		return nil, err
 	}
-	e.logger.Info("SIPREC recording server listening", "sip", f.addr, "media", media, "rtp_ports", f.rtpPorts, "allow", f.allow)
+	e.logger.Info("SIPREC recording server listening", "sip", f.addr, "media", media, "rtp_ports", f.rtpPorts, "allow", f.allow,
+		"digest_users", len(users))
 	return r, nil
 }
 
@@ -117,7 +163,7 @@ func (f *sipFlags) startRecorder(ctx context.Context, e *env, dep *deployment, s
 type sipCollector struct {
 	rec                         *recorder.Recorder
 	active, started, rejections *prometheus.Desc
-	rtp, jitter                 *prometheus.Desc
+	rtp, jitter, codecs         *prometheus.Desc
 }
 
 func newSIPCollector(rec *recorder.Recorder) *sipCollector {
@@ -127,6 +173,7 @@ func newSIPCollector(rec *recorder.Recorder) *sipCollector {
 		rejections: prometheus.NewDesc("callvault_sip_rejected_total", "INVITEs refused, by SIP status (403 not a recording client, 488 not SIPREC or no codec, 503 storage or capacity; 0 dropped unanswered).", []string{"code"}, nil),
 		rtp:        prometheus.NewDesc("callvault_rtp_packets_total", "RTP datagrams of recording sessions, by what became of them: recorded (RTP from the right source), lost (filled with silence), late, duplicate, wrong_source, auth_failed (SRTP), undecodable, malformed.", []string{"kind"}, nil),
 		jitter:     prometheus.NewDesc("callvault_rtp_jitter_seconds", "Largest RFC 3550 interarrival jitter of any stream in progress.", nil, nil),
+		codecs:     prometheus.NewDesc("callvault_rtp_codec_packets_total", "RTP packets of recording sessions by payload (PCMU, PCMA, G722, opus, telephone-event, CN, unknown).", []string{"codec"}, nil),
 	}
 }
 
@@ -136,6 +183,7 @@ func (c *sipCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.rejections
 	ch <- c.rtp
 	ch <- c.jitter
+	ch <- c.codecs
 }
 
 func (c *sipCollector) Collect(ch chan<- prometheus.Metric) {
@@ -151,4 +199,7 @@ func (c *sipCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.rtp, prometheus.CounterValue, float64(v), kind)
 	}
 	ch <- prometheus.MustNewConstMetric(c.jitter, prometheus.GaugeValue, t.Jitter.Seconds())
+	for codec, v := range t.Codecs {
+		ch <- prometheus.MustNewConstMetric(c.codecs, prometheus.CounterValue, float64(v), codec)
+	}
 }

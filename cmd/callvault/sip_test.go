@@ -22,11 +22,12 @@ import (
 
 // startServe runs `callvault serve` as a child process and waits until it
 // serves.
-func startServe(t *testing.T, data string, sipPort int) (*exec.Cmd, string) {
+func startServe(t *testing.T, data string, sipPort int, extra ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--data="+data, "--http=127.0.0.1:0",
+	args := append([]string{"serve", "--data=" + data, "--http=127.0.0.1:0",
 		fmt.Sprintf("--sip=127.0.0.1:%d", sipPort), fmt.Sprintf("--rtp-ports=%d-%d", 41000+sipPort%1000*2, 41200+sipPort%1000*2),
-		"--retention-every=24h")
+		"--retention-every=24h"}, extra...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "CALLVAULT_TEST_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

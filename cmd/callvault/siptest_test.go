@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// `callvault sip test` against a running serve that asks for digest
+// authentication: refused with a 401 and what to do without credentials;
+// with them, a session whose stored recording holds both channels exactly.
+func TestSIPTestCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	data, dir := t.TempDir(), t.TempDir()
+	auth, pw := filepath.Join(dir, "sip-auth"), filepath.Join(dir, "pw")
+	if err := os.WriteFile(auth, []byte("# the SBC\nsbc:correct horse battery\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pw, []byte("correct horse battery\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c0, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := c0.LocalAddr().(*net.UDPAddr).Port
+	c0.Close()
+	srv, url := startServe(t, data, port, "--sip-auth="+auth)
+	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+
+	out, _, err := cli(t, "sip", "test", "--data="+data, "--sip="+addr, "--seconds=1", "--wait=5s")
+	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "--password-file") {
+		t.Errorf("without credentials: %v\n%s; want a 401 saying to give --user and --password-file", err, out)
+	}
+	for _, args := range [][]string{{"--codec=PCMA"}, {"--codec=PCMU", "--srtp"}} {
+		out, _, err = cli(t, append([]string{"sip", "test", "--data=" + data, "--sip=" + addr, "--seconds=2", "--user=sbc", "--password-file=" + pw}, args...)...)
+		if err != nil || !strings.Contains(out, "OK: the recorder answered") || strings.Count(out, "100.00% of the samples sent are there") != 2 {
+			t.Errorf("sip test %v: %v\n%s", args, err, out)
+		}
+	}
+	if m := metrics(t, url); !strings.Contains(m, `callvault_rtp_codec_packets_total{codec="PCMA"} `) || !strings.Contains(m, `callvault_rtp_codec_packets_total{codec="PCMU"} `) ||
+		!strings.Contains(m, `callvault_sip_rejected_total{code="401"} `) {
+		t.Errorf("/metrics lacks the codecs or the 401:\n%s", m)
+	}
+}
+
+// --sip-auth files: user:password lines, private, passwords of 12
+// characters or more; anything else stops serve with the line to fix.
+func TestReadSIPAuth(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	users, err := readSIPAuth(write("ok", "# SBCs\nsbc-a:correct horse battery\n\nsbc-b:staple:with:colons\n", 0o600))
+	if err != nil || len(users) != 2 || users["sbc-a"] != "correct horse battery" || users["sbc-b"] != "staple:with:colons" {
+		t.Errorf("readSIPAuth = %v, %v", users, err)
+	}
+	for _, tc := range []struct {
+		name, body string
+		mode       os.FileMode
+		want       string
+	}{
+		{"public", "sbc:correct horse battery\n", 0o644, "chmod 600"},
+		{"short", "sbc:short\n", 0o600, "shorter than 12"},
+		{"no colon", "sbc correct horse battery\n", 0o600, "line 1: use user:password"},
+		{"empty", "# nothing\n", 0o600, "no user:password line"},
+	} {
+		_, err := readSIPAuth(write(tc.name, tc.body, tc.mode))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want an error saying %q", tc.name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "battery") {
+			t.Errorf("%s: the error shows the password: %v", tc.name, err)
+		}
+	}
+}
