@@ -80,19 +80,6 @@ func isolated(t *testing.T) bool {
 	return false
 }
 
-// knownBugsEnv runs the reproducers of known bugs instead of skipping them.
-const knownBugsEnv = "CALLVAULT_KNOWN_BUGS"
-
-// knownBug skips a test that reproduces a bug not fixed yet, unless
-// CALLVAULT_KNOWN_BUGS=1: then it runs, and fails while the bug is there.
-func knownBug(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv(knownBugsEnv) != "1" {
-		t.Skip("known bug: " + why + " (" + knownBugsEnv + "=1 runs it)")
-	}
-}
-
-// allowOnly sets the allow-list before the recorder starts.
 func allowOnly(prefixes ...string) func(*recorder.Recorder) {
 	return func(r *recorder.Recorder) {
 		r.Allow = nil

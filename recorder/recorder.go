@@ -105,6 +105,7 @@ type Recorder struct {
 	stopping  chan struct{}     // closed by Close: retries give up, spools stay
 	done      media.StreamStats // media counters of the sessions that ended
 	stopOnce  sync.Once
+	listeners []func() error // close the SIP sockets
 }
 
 // session is one recording session in progress.
@@ -211,24 +212,17 @@ func (r *Recorder) Start(ctx context.Context) error {
 	})
 
 	for _, l := range r.Listen {
-		ready := make(chan struct{})
-		lctx := context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyCtxValue(ready))
-		errc := make(chan error, 1)
-		go func() {
-			if l.Network == "tls" {
-				errc <- r.srv.ListenAndServeTLS(lctx, "tls", l.Addr, l.TLS)
-				return
-			}
-			errc <- r.srv.ListenAndServe(lctx, l.Network, l.Addr)
-		}()
-		select {
-		case <-ready:
-		case err := <-errc:
+		closeFn, err := r.listen(l)
+		if err != nil {
+			r.closeListeners()
 			return fmt.Errorf("recorder: listen %s %s: %w", l.Network, l.Addr, err)
-		case <-time.After(5 * time.Second):
-			return fmt.Errorf("recorder: listen %s %s: not ready after 5 s", l.Network, l.Addr)
 		}
+		r.listeners = append(r.listeners, closeFn)
 	}
+	go func() {
+		<-ctx.Done()
+		r.closeListeners()
+	}()
 	go r.watchInactivity(ctx)
 	return nil
 }
@@ -253,6 +247,7 @@ func (r *Recorder) Close() error {
 		r.stopOnce.Do(func() { time.AfterFunc(5*time.Second, func() { close(r.stopping) }) })
 	}
 	r.wg.Wait()
+	r.closeListeners()
 	if r.srv != nil {
 		r.srv.Close()
 	}
@@ -260,6 +255,17 @@ func (r *Recorder) Close() error {
 		return r.ua.Close()
 	}
 	return nil
+}
+
+// closeListeners closes the SIP sockets (once).
+func (r *Recorder) closeListeners() {
+	r.mu.Lock()
+	ls := r.listeners
+	r.listeners = nil
+	r.mu.Unlock()
+	for _, c := range ls {
+		c()
+	}
 }
 
 // Sessions returns how many recording sessions are in progress.
@@ -328,29 +334,17 @@ func isSIPREC(req *sip.Request) bool {
 	return false
 }
 
-// admit lets requests from recording clients through. Others get a 403
-// while they are few, and nothing once they flood.
+// admit lets requests from recording clients through. The gate keeps
+// strangers from sipgo; this is the second line, should one get past.
 func (r *Recorder) admit(req *sip.Request, tx sip.ServerTransaction) bool {
 	if allowed(r.Allow, req.Source()) {
 		return true
 	}
-	host := req.Source()
-	if ap, err := netip.ParseAddrPort(host); err == nil {
-		host = ap.Addr().String()
+	if ap, err := netip.ParseAddrPort(req.Source()); err == nil && r.stranger(ap.Addr(), string(req.Method)) {
+		res := sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
+		res.AppendHeader(sip.NewHeader("Warning", `399 callvault "not a configured recording client"`))
+		tx.Respond(res)
 	}
-	if ok, _ := r.strangers.Allowed(host); !ok {
-		r.mu.Lock()
-		r.rejected[0]++ // dropped without an answer
-		r.mu.Unlock()
-		return false
-	}
-	r.strangers.Fail(host)
-	if ok, _ := r.strangers.Allowed(host); !ok {
-		r.log().Warn("sip: ignoring an address that is not a recording client for a minute", "source", host)
-	} else {
-		r.log().Warn("sip: request from an address that is not a recording client", "source", host, "method", req.Method)
-	}
-	r.respond(tx, req, 403, "Forbidden", "not a configured recording client")
 	return false
 }
 
