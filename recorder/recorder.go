@@ -202,7 +202,7 @@ func (r *Recorder) Start(ctx context.Context) error {
 	r.srv.OnBye(r.onBye)
 	r.srv.OnUpdate(r.onUpdate)
 	r.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
-		if !r.admit(req, tx) {
+		if !r.admit(req, tx) || !r.understood(req, tx) {
 			return
 		}
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
@@ -348,8 +348,47 @@ func (r *Recorder) admit(req *sip.Request, tx sip.ServerTransaction) bool {
 	return false
 }
 
+// understood answers a request the recorder cannot take as RFC 3261 §8.2
+// asks: 505 for another SIP version, 416 for a Request-URI that is not a
+// SIP URI, 420 (with Unsupported) for a required extension other than
+// siprec. It returns false when it answered.
+func (r *Recorder) understood(req *sip.Request, tx sip.ServerTransaction) bool {
+	refuse := func(code int, reason string, hs ...sip.Header) bool {
+		res := sip.NewResponseFromRequest(req, code, reason, nil)
+		res.SipVersion = "SIP/2.0"
+		for _, h := range hs {
+			res.AppendHeader(h)
+		}
+		if req.IsInvite() {
+			r.mu.Lock()
+			r.rejected[code]++
+			r.mu.Unlock()
+		}
+		tx.Respond(res)
+		return false
+	}
+	if req.SipVersion != "SIP/2.0" {
+		return refuse(505, "Version Not Supported")
+	}
+	if s := strings.ToLower(req.Recipient.Scheme); s != "sip" && s != "sips" && s != "" {
+		return refuse(416, "Unsupported URI Scheme")
+	}
+	var unknown []string
+	for _, h := range req.GetHeaders("Require") {
+		for _, tag := range strings.Split(h.Value(), ",") {
+			if tag = strings.TrimSpace(tag); tag != "" && !strings.EqualFold(tag, "siprec") {
+				unknown = append(unknown, tag)
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		return refuse(420, "Bad Extension", sip.NewHeader("Unsupported", strings.Join(unknown, ", ")))
+	}
+	return true
+}
+
 func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	if !r.admit(req, tx) {
+	if !r.admit(req, tx) || !r.understood(req, tx) {
 		return
 	}
 	callID := ""

@@ -111,8 +111,8 @@ func (r *replies) String() string {
 }
 
 // statusCode reads the status code of a SIP response ("SIP/2.0 NNN ...").
-// The version is not checked: the recorder echoes the version of the
-// request (badvers gets "SIP/7.0 200 OK").
+// The version is not checked here: a client that sends another version
+// gets a SIP/2.0 505.
 func statusCode(b []byte) (int, bool) {
 	rest, ok := bytes.CutPrefix(b, []byte("SIP/"))
 	_, rest, sp := bytes.Cut(rest, []byte(" "))
@@ -311,6 +311,15 @@ func TestTortureMessages(t *testing.T) {
 				for _, c := range codes {
 					if invite && c >= 200 && c < 300 {
 						t.Errorf("%s: an INVITE that is no SIPREC offer got %d", name, c)
+					}
+				}
+			}
+			if tc.from == clientIP {
+				// RFC 3261 §8.2.2 and §16.3 refusals (RFC 4475 §3.3.6,
+				// 3.3.7, 3.3.15).
+				for name, want := range map[string]int{"badvers": 505, "bext01": 420, "unkscm": 416} {
+					if codes := got.codes[name]; len(codes) == 0 || codes[0] != want {
+						t.Errorf("%s got %v, want %d", name, codes, want)
 					}
 				}
 			}

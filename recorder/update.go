@@ -15,7 +15,7 @@ import (
 // onUpdate takes an UPDATE inside a session: new metadata, with or without
 // a new offer (RFC 7866 §8.3).
 func (r *Recorder) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
-	if !r.admit(req, tx) {
+	if !r.admit(req, tx) || !r.understood(req, tx) {
 		return
 	}
 	callID := ""
