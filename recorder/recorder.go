@@ -607,7 +607,7 @@ func (r *Recorder) openStreams(s *session, o *siprec.Offer, sides map[string]str
 			if err != nil {
 				continue
 			}
-			srtp = &media.SRTPKey{Suite: chosen.Suite, Key: chosen.Key}
+			srtp = &media.SRTPKey{Suite: chosen.Suite, Key: chosen.Key, MKI: chosen.MKI}
 			if s.crypto == nil {
 				s.crypto = make([]*siprec.Crypto, len(o.Streams))
 			}

@@ -10,9 +10,15 @@ import (
 	"github.com/callvault/callvault/recorder/siprectest"
 )
 
-// An SRTP session (RTP/SAVP with an SDES key) is answered with SRTP and a
-// key of the recorder's own, and recorded exactly like plain RTP.
+// An SRTP session (RTP/SAVP with an SDES key, with or without a master
+// key identifier in every packet) is answered with SRTP and a key of the
+// recorder's own, and recorded exactly like plain RTP.
 func TestRecordsAnSRTPSession(t *testing.T) {
+	t.Run("no MKI", func(t *testing.T) { recordsSRTP(t, nil) })
+	t.Run("MKI", func(t *testing.T) { recordsSRTP(t, []byte{0, 0, 1, 7}) })
+}
+
+func recordsSRTP(t *testing.T, mki []byte) {
 	f := newFixture(t)
 	key := make([]byte, 30)
 	rand.Read(key)
@@ -22,7 +28,7 @@ func TestRecordsAnSRTPSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	res, err := c.Run(context.Background(), siprectest.Call{CallID: "srtp@sbc", SRTPKey: key,
+	res, err := c.Run(context.Background(), siprectest.Call{CallID: "srtp@sbc", SRTPKey: key, SRTPMKI: mki,
 		Caller: siprectest.Party{AOR: "sip:+447700900123@pstn.example"}, Callee: siprectest.Party{AOR: "sip:2001@pbx.example"},
 		CallerAudio: caller, CalleeAudio: callee})
 	if err != nil {

@@ -55,11 +55,15 @@ type Codec struct {
 }
 
 // Crypto is an SDES crypto attribute (RFC 4568): a=crypto:<tag> <suite> inline:<key||salt>.
-// Lifetime, MKI and session parameters are accepted and not kept.
+// Lifetime and session parameters are accepted and not kept.
 type Crypto struct {
 	Tag   int
 	Suite string // AES_CM_128_HMAC_SHA1_80, ...
 	Key   []byte // master key followed by master salt
+	// MKI is the master key identifier the sender puts in every SRTP
+	// packet with this key: the |value:length of the inline parameter, as
+	// length bytes, big-endian. nil when the key has none.
+	MKI []byte
 }
 
 // IsRTP reports whether the stream is RTP (RTP/AVP, RTP/SAVP, their
@@ -372,9 +376,9 @@ var keyLen = map[string]int{
 }
 
 // parseCrypto parses "<tag> <suite> inline:<key||salt>[|lifetime][|MKI:len][;inline:...] [params]".
-// Only the first key is kept (several keys go with MKIs, which a recorder
-// that receives one stream from one sender does not need). A key whose
-// length does not fit its suite is refused.
+// Only the first key is kept, with its MKI: a sender starts with it (a
+// later key comes in a re-INVITE). A key whose length does not fit its
+// suite, or an MKI that does not fit its length, is refused.
 func parseCrypto(v string) (Crypto, bool) {
 	f := strings.Fields(v)
 	if len(f) < 3 {
@@ -389,7 +393,24 @@ func parseCrypto(v string) (Crypto, bool) {
 	if !ok {
 		return Crypto{}, false
 	}
-	b64, _, _ := strings.Cut(inline, "|")
+	b64, params, _ := strings.Cut(inline, "|")
+	var mki []byte
+	for p := range strings.SplitSeq(params, "|") {
+		// The lifetime ("2^20", "1048576") has no colon; the MKI does.
+		v, l, ok := strings.Cut(p, ":")
+		if !ok {
+			continue
+		}
+		value, err1 := strconv.ParseUint(v, 10, 64)
+		n, err2 := strconv.Atoi(l)
+		if err1 != nil || err2 != nil || n < 1 || n > 128 || n < 8 && value >= 1<<(8*n) {
+			return Crypto{}, false
+		}
+		mki = make([]byte, n)
+		for i := n - 1; i >= 0 && value > 0; i-- {
+			mki[i], value = byte(value), value>>8
+		}
+	}
 	key, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
 		key, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(b64, "="))
@@ -400,5 +421,5 @@ func parseCrypto(v string) (Crypto, bool) {
 	if n, known := keyLen[strings.ToUpper(f[1])]; known && len(key) != n {
 		return Crypto{}, false
 	}
-	return Crypto{Tag: tag, Suite: f[1], Key: key}, true
+	return Crypto{Tag: tag, Suite: f[1], Key: key, MKI: mki}, true
 }

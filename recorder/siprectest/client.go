@@ -59,6 +59,9 @@ type Call struct {
 	// both streams as SRTP (RTP/SAVP, AES_CM_128_HMAC_SHA1_80) with this
 	// SDES key.
 	SRTPKey []byte
+	// SRTPMKI, when set with SRTPKey, is the key's master key identifier
+	// (1 to 8 bytes), offered as |value:length and sent in every packet.
+	SRTPMKI []byte
 	// WrongSRTPKey encrypts with a key other than the one offered (tests).
 	WrongSRTPKey bool
 }
@@ -183,7 +186,11 @@ func (c *Client) Dial(ctx context.Context, call Call) (*Session, error) {
 		if len(key) != 30 {
 			return s, fmt.Errorf("SRTP key is %d bytes, want 30", len(key))
 		}
-		s.srtp, err = srtp.CreateContext(key[:16], key[16:], srtp.ProtectionProfileAes128CmHmacSha1_80)
+		var opts []srtp.ContextOption
+		if call.SRTPMKI != nil {
+			opts = append(opts, srtp.MasterKeyIndicator(call.SRTPMKI))
+		}
+		s.srtp, err = srtp.CreateContext(key[:16], key[16:], srtp.ProtectionProfileAes128CmHmacSha1_80, opts...)
 	}
 	return s, err
 }
@@ -436,7 +443,15 @@ func Body(call Call, ip netip.Addr, ports [2]int) ([]byte, string) {
 	proto, crypto := "RTP/AVP", ""
 	if call.SRTPKey != nil {
 		proto = "RTP/SAVP"
-		crypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + base64.StdEncoding.EncodeToString(call.SRTPKey) + "\r\n"
+		mki := ""
+		if n := len(call.SRTPMKI); n > 0 && n <= 8 {
+			var v uint64
+			for _, b := range call.SRTPMKI {
+				v = v<<8 | uint64(b)
+			}
+			mki = fmt.Sprintf("|2^31|%d:%d", v, n)
+		}
+		crypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + base64.StdEncoding.EncodeToString(call.SRTPKey) + mki + "\r\n"
 	}
 	dir := "sendonly"
 	if call.Paused {
