@@ -82,7 +82,11 @@ type Recorder struct {
 	Academies callvault.AcademyService
 	// Space, when set, refuses new sessions (503) when storage is nearly
 	// full; sessions in progress continue.
-	Space  interface{ Admit() error }
+	Space interface{ Admit() error }
+	// Alert, when set, is called when recordings cannot be stored (the
+	// database or blob store is down): once when it starts, daily while it
+	// lasts, once when it is over. It must not block for long.
+	Alert  func(StoreAlert)
 	Logger *slog.Logger
 	Now    func() time.Time
 
@@ -106,6 +110,12 @@ type Recorder struct {
 	done      media.StreamStats // media counters of the sessions that ended
 	stopOnce  sync.Once
 	listeners []func() error // close the SIP sockets
+	// Storing: failures so far, whether the last attempt failed, when
+	// Alert was last told, spools kept for the next start.
+	storeFailures uint64
+	storeFailing  bool
+	storeAlerted  time.Time
+	kept          int
 }
 
 // session is one recording session in progress.
@@ -280,13 +290,22 @@ type Counts struct {
 	Active   int            // sessions in progress
 	Started  uint64         // sessions answered
 	Rejected map[int]uint64 // INVITEs refused, by SIP status
+	// Pending are recordings of ended sessions waiting in the spool to be
+	// stored; StoreFailures counts the attempts to store that failed.
+	Pending       int
+	StoreFailures uint64
 }
 
 // Counts returns the recorder's counters.
 func (r *Recorder) Counts() Counts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := Counts{Active: len(r.sessions), Started: r.started, Rejected: make(map[int]uint64, len(r.rejected))}
+	c := Counts{Started: r.started, Rejected: make(map[int]uint64, len(r.rejected)), Pending: r.pendingLocked(), StoreFailures: r.storeFailures}
+	for _, s := range r.sessions {
+		if !s.ending {
+			c.Active++
+		}
+	}
 	for k, v := range r.rejected {
 		c.Rejected[k] = v
 	}

@@ -2,6 +2,7 @@ package recorder_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,11 +27,17 @@ func (f *flaky) Create(ctx context.Context, key string) (callvault.BlobWriter, e
 }
 
 // A recording whose store is down when the call ends is kept in the spool
-// and stored once the store is back, without a restart.
+// and stored once the store is back, without a restart; the alert is
+// raised once when storing fails and once when it works again.
 func TestStoreRetriedWhileRunning(t *testing.T) {
 	down := &flaky{}
 	down.fail.Store(2)
-	f := newFixture(t, func(r *recorder.Recorder) { down.BlobStore, r.Archive.Blobs = r.Archive.Blobs, down })
+	var mu sync.Mutex
+	var alerts []recorder.StoreAlert
+	f := newFixture(t, func(r *recorder.Recorder) {
+		down.BlobStore, r.Archive.Blobs = r.Archive.Blobs, down
+		r.Alert = func(a recorder.StoreAlert) { mu.Lock(); alerts = append(alerts, a); mu.Unlock() }
+	})
 	c, err := siprectest.NewClient(f.sip)
 	if err != nil {
 		t.Fatal(err)
@@ -52,5 +59,14 @@ func TestStoreRetriedWhileRunning(t *testing.T) {
 	}
 	if rec.Duration < time.Second {
 		t.Errorf("duration %v", rec.Duration)
+	}
+	waitFor(t, 5*time.Second, "the recovery alert", func() bool { mu.Lock(); defer mu.Unlock(); return len(alerts) == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if !alerts[0].Failing || alerts[0].Pending != 1 || callvault.ErrorCode(alerts[0].Err) != callvault.EUNAVAILABLE || alerts[1].Failing || alerts[1].Pending != 0 {
+		t.Errorf("alerts %+v; want one failing with 1 pending and the store's error, then one recovered with none pending", alerts)
+	}
+	if c := f.rec.Counts(); c.StoreFailures != 2 || c.Pending != 0 {
+		t.Errorf("counts %+v; want 2 store failures, nothing pending", c)
 	}
 }

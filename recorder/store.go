@@ -41,6 +41,9 @@ func (r *Recorder) finish(s *session, why string) {
 		defer r.drop(s)
 		if err := r.storeRetrying(sp, s.callID); err != nil {
 			r.log().Error("recording could not be stored; its spool is kept and retried at the next start", "call_id", s.callID, "err", err)
+			r.mu.Lock()
+			r.kept++
+			r.mu.Unlock()
 			return
 		}
 		r.log().Info("recording session ended", "call_id", s.callID, "why", why, "duration", sp.Duration().Round(time.Millisecond),
@@ -68,8 +71,10 @@ func (r *Recorder) storeRetrying(sp *media.Spool, callID string) error {
 			if attempt > 1 {
 				r.log().Info("recording stored after retrying", "call_id", callID, "attempts", attempt)
 			}
+			r.storeSucceeded()
 			return nil
 		}
+		r.storeFailed(err)
 		switch callvault.ErrorCode(err) {
 		case callvault.EINVALID, callvault.EUNSUPPORTED, callvault.ETOOLARGE:
 			return err
@@ -82,6 +87,62 @@ func (r *Recorder) storeRetrying(sp *media.Spool, callID string) error {
 		}
 		wait = min(2*wait, retryMax)
 	}
+}
+
+// StoreAlert is what Recorder.Alert is told when recordings stop being
+// stored (the database or the blob store is down, or refuses one) and
+// when they are stored again.
+type StoreAlert struct {
+	Failing bool  // false: storing works again
+	Pending int   // recordings waiting in the spool
+	Err     error // the latest failure, when Failing
+}
+
+// storeAlertEvery is how often Alert is repeated while storing keeps
+// failing.
+const storeAlertEvery = 24 * time.Hour
+
+// storeFailed counts a failure to store a recording and alerts on the
+// first, and again every storeAlertEvery while failures go on.
+func (r *Recorder) storeFailed(err error) {
+	r.mu.Lock()
+	r.storeFailures++
+	now := r.now()
+	send := !r.storeFailing || now.Sub(r.storeAlerted) >= storeAlertEvery
+	r.storeFailing = true
+	if send {
+		r.storeAlerted = now
+	}
+	a := StoreAlert{Failing: true, Pending: r.pendingLocked(), Err: err}
+	r.mu.Unlock()
+	if send && r.Alert != nil {
+		r.Alert(a)
+	}
+}
+
+// storeSucceeded ends a failing spell: Alert is told once.
+func (r *Recorder) storeSucceeded() {
+	r.mu.Lock()
+	was := r.storeFailing
+	r.storeFailing = false
+	a := StoreAlert{Pending: r.pendingLocked() - 1} // the one just stored is still in the map
+	r.mu.Unlock()
+	if was && r.Alert != nil {
+		a.Pending = max(0, a.Pending)
+		r.Alert(a)
+	}
+}
+
+// pendingLocked counts the recordings waiting in the spool: sessions that
+// ended and are being stored, and those kept for the next start.
+func (r *Recorder) pendingLocked() int {
+	n := r.kept
+	for _, s := range r.sessions {
+		if s.ending {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *Recorder) drop(s *session) {
@@ -141,6 +202,10 @@ func (r *Recorder) Recover(ctx context.Context) (int, error) {
 		}
 		if err := r.store(ctx, sp, sp.Interrupted); err != nil {
 			r.log().Error("interrupted recording could not be stored; its spool is kept", "spool", sp.ID, "err", err)
+			r.mu.Lock()
+			r.kept++
+			r.mu.Unlock()
+			r.storeFailed(err)
 			continue
 		}
 		n++

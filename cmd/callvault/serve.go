@@ -18,6 +18,7 @@ import (
 	"github.com/callvault/callvault/mail"
 	"github.com/callvault/callvault/notify"
 	"github.com/callvault/callvault/oidc"
+	"github.com/callvault/callvault/recorder"
 	"github.com/callvault/callvault/retention"
 	"github.com/callvault/callvault/web"
 )
@@ -200,7 +201,7 @@ func serve(ctx context.Context, e *env, f *serveFlags) error {
 		go chaser.Run(ctx, time.Hour)
 	}
 
-	rec, err := f.sip.startRecorder(ctx, e, dep, space)
+	rec, err := f.sip.startRecorder(ctx, e, dep, space, func(a recorder.StoreAlert) { go storeAlert(ctx, e, dep, sender, a) })
 	if err != nil {
 		return err
 	}
@@ -297,23 +298,6 @@ func spaceAlert(ctx context.Context, e *env, dep *deployment, sender *mail.Sende
 	if err := dep.log.Record(ctx, ev); err != nil {
 		e.logger.Error("could not record the free-space alert", "err", err)
 	}
-	if sender == nil {
-		return
-	}
-	users, err := dep.users.FindUsers(ctx)
-	if err != nil {
-		e.logger.Error("free-space alert: cannot list admins", "err", err)
-		return
-	}
-	var to []string
-	for _, u := range users {
-		if u.Role == callvault.RoleAdmin && !u.Disabled && u.Email != "" {
-			to = append(to, u.Email)
-		}
-	}
-	if len(to) == 0 {
-		return
-	}
 	subject := "callvault: storage is " + string(s.Level)
 	var body string
 	switch s.Level {
@@ -327,9 +311,55 @@ func spaceAlert(ctx context.Context, e *env, dep *deployment, sender *mail.Sende
 	default:
 		body = fmt.Sprintf("callvault cannot measure free space on %s (%s): it refuses new recordings until it can.\n", s.Path, s.Err)
 	}
-	if err := sender.Send(ctx, to, subject, body); err != nil {
-		e.logger.Error("free-space alert: e-mail failed", "err", err)
+	mailAdmins(ctx, e, dep, sender, "free-space alert", subject, body)
+}
+
+// mailAdmins e-mails every enabled admin who has an address (what is
+// the alert's name in the log); without --smtp it does nothing.
+func mailAdmins(ctx context.Context, e *env, dep *deployment, sender *mail.Sender, what, subject, body string) {
+	if sender == nil {
+		return
 	}
+	users, err := dep.users.FindUsers(ctx)
+	if err != nil {
+		e.logger.Error(what+": cannot list admins", "err", err)
+		return
+	}
+	var to []string
+	for _, u := range users {
+		if u.Role == callvault.RoleAdmin && !u.Disabled && u.Email != "" {
+			to = append(to, u.Email)
+		}
+	}
+	if len(to) == 0 {
+		return
+	}
+	if err := sender.Send(ctx, to, subject, body); err != nil {
+		e.logger.Error(what+": e-mail failed", "err", err)
+	}
+}
+
+// storeAlert tells admins, and the audit trail when it can be written,
+// that SIPREC recordings cannot be stored, and when they can again.
+func storeAlert(ctx context.Context, e *env, dep *deployment, sender *mail.Sender, a recorder.StoreAlert) {
+	ctx = callvault.NewContextWithActor(ctx, &callvault.Actor{System: true, Name: "recorder"})
+	ev := &callvault.AuditEvent{Action: "recording.store_failing", TargetType: "source", TargetID: "siprec", Outcome: callvault.OutcomeAllowed,
+		Details: map[string]string{"pending": strconv.Itoa(a.Pending)}}
+	subject := "callvault: recordings cannot be stored"
+	body := fmt.Sprintf("callvault cannot store the recordings of finished calls: %s\n\n%d recording(s) are waiting, safe in the spool on the server, and are retried every minute.\nCalls go on being recorded. Check the database and the storage (see the server's log).\n",
+		callvault.ErrorMessage(a.Err), a.Pending)
+	if !a.Failing {
+		ev.Action = "recording.store_recovered"
+		subject = "callvault: recordings are being stored again"
+		body = fmt.Sprintf("callvault stores recordings again. %d recording(s) are still waiting in the spool.\n", a.Pending)
+	} else {
+		ev.Details["error"] = callvault.ErrorMessage(a.Err)
+	}
+	ev.SetActor(callvault.ActorFromContext(ctx))
+	if err := dep.log.Record(ctx, ev); err != nil {
+		e.logger.Error("could not record the storage alert in the audit trail", "err", err)
+	}
+	mailAdmins(ctx, e, dep, sender, "storage alert", subject, body)
 }
 
 func humanBytes(n uint64) string {

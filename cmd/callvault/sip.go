@@ -80,7 +80,7 @@ func readSIPAuth(path string) (map[string]string, error) {
 
 // startRecorder starts the SIPREC server, after storing the recordings of
 // sessions a crash interrupted. nil when --sip off.
-func (f *sipFlags) startRecorder(ctx context.Context, e *env, dep *deployment, space interface{ Admit() error }) (*recorder.Recorder, error) {
+func (f *sipFlags) startRecorder(ctx context.Context, e *env, dep *deployment, space interface{ Admit() error }, alert func(recorder.StoreAlert)) (*recorder.Recorder, error) {
 	if f.addr == "off" {
 		return nil, nil
 	}
@@ -164,16 +164,19 @@ type sipCollector struct {
 	rec                         *recorder.Recorder
 	active, started, rejections *prometheus.Desc
 	rtp, jitter, codecs         *prometheus.Desc
+	pending, storeFailures      *prometheus.Desc
 }
 
 func newSIPCollector(rec *recorder.Recorder) *sipCollector {
 	return &sipCollector{rec: rec,
-		active:     prometheus.NewDesc("callvault_sip_sessions_active", "SIPREC recording sessions in progress.", nil, nil),
-		started:    prometheus.NewDesc("callvault_sip_sessions_total", "SIPREC recording sessions answered since start.", nil, nil),
-		rejections: prometheus.NewDesc("callvault_sip_rejected_total", "INVITEs refused, by SIP status (403 not a recording client, 488 not SIPREC or no codec, 503 storage or capacity; 0 dropped unanswered).", []string{"code"}, nil),
-		rtp:        prometheus.NewDesc("callvault_rtp_packets_total", "RTP datagrams of recording sessions, by what became of them: recorded (RTP from the right source), lost (filled with silence), late, duplicate, wrong_source, auth_failed (SRTP), undecodable, malformed.", []string{"kind"}, nil),
-		jitter:     prometheus.NewDesc("callvault_rtp_jitter_seconds", "Largest RFC 3550 interarrival jitter of any stream in progress.", nil, nil),
-		codecs:     prometheus.NewDesc("callvault_rtp_codec_packets_total", "RTP packets of recording sessions by payload (PCMU, PCMA, G722, opus, telephone-event, CN, unknown).", []string{"codec"}, nil),
+		active:        prometheus.NewDesc("callvault_sip_sessions_active", "SIPREC recording sessions in progress.", nil, nil),
+		started:       prometheus.NewDesc("callvault_sip_sessions_total", "SIPREC recording sessions answered since start.", nil, nil),
+		rejections:    prometheus.NewDesc("callvault_sip_rejected_total", "INVITEs refused, by SIP status (403 not a recording client, 488 not SIPREC or no codec, 503 storage or capacity; 0 dropped unanswered).", []string{"code"}, nil),
+		rtp:           prometheus.NewDesc("callvault_rtp_packets_total", "RTP datagrams of recording sessions, by what became of them: recorded (RTP from the right source), lost (filled with silence), late, duplicate, wrong_source, auth_failed (SRTP), undecodable, malformed.", []string{"kind"}, nil),
+		jitter:        prometheus.NewDesc("callvault_rtp_jitter_seconds", "Largest RFC 3550 interarrival jitter of any stream in progress.", nil, nil),
+		pending:       prometheus.NewDesc("callvault_sip_recordings_pending", "Recordings of ended sessions waiting in the spool to be stored (the database or storage is failing when this stays above 0).", nil, nil),
+		storeFailures: prometheus.NewDesc("callvault_sip_store_failures_total", "Attempts to store a SIPREC recording that failed (each is retried; the audio stays in the spool).", nil, nil),
+		codecs:        prometheus.NewDesc("callvault_rtp_codec_packets_total", "RTP packets of recording sessions by payload (PCMU, PCMA, G722, opus, telephone-event, CN, unknown).", []string{"codec"}, nil),
 	}
 }
 
@@ -184,12 +187,16 @@ func (c *sipCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.rtp
 	ch <- c.jitter
 	ch <- c.codecs
+	ch <- c.pending
+	ch <- c.storeFailures
 }
 
 func (c *sipCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.rec.Counts()
 	ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(n.Active))
 	ch <- prometheus.MustNewConstMetric(c.started, prometheus.CounterValue, float64(n.Started))
+	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(n.Pending))
+	ch <- prometheus.MustNewConstMetric(c.storeFailures, prometheus.CounterValue, float64(n.StoreFailures))
 	for code, v := range n.Rejected {
 		ch <- prometheus.MustNewConstMetric(c.rejections, prometheus.CounterValue, float64(v), strconv.Itoa(code))
 	}

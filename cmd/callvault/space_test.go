@@ -12,6 +12,7 @@ import (
 	"github.com/callvault/callvault/cvtest"
 	"github.com/callvault/callvault/diskspace"
 	"github.com/callvault/callvault/mail"
+	"github.com/callvault/callvault/recorder"
 )
 
 // A change of free-space level is written to the audit trail and e-mailed
@@ -51,5 +52,39 @@ func TestSpaceAlertMailsAdmins(t *testing.T) {
 	})
 	if !found {
 		t.Error("no storage.space audit entry")
+	}
+}
+
+// Recordings that cannot be stored are e-mailed to the administrators and
+// audited, with the error and how many wait in the spool; so is the end of
+// it.
+func TestStoreAlertMailsAdmins(t *testing.T) {
+	dep := openTest(t, t.TempDir())
+	defer dep.Close()
+	ctx := system(context.Background())
+	if err := dep.users.CreateUser(ctx, &callvault.User{Login: "tech", Role: callvault.RoleAdmin, Email: "tech@trust.example"}); err != nil {
+		t.Fatal(err)
+	}
+	box := cvtest.NewMailbox(t)
+	sender := &mail.Sender{Addr: box.Addr, From: "callvault@trust.example"}
+	e := &env{stdout: io.Discard, stderr: io.Discard, logger: cvtest.Quiet}
+	storeAlert(ctx, e, dep, sender, recorder.StoreAlert{Failing: true, Pending: 3, Err: callvault.Errorf(callvault.EUNAVAILABLE, "blob store down")})
+	storeAlert(ctx, e, dep, sender, recorder.StoreAlert{Pending: 0})
+	msgs := box.Messages()
+	if len(msgs) != 2 || !slices.Equal(msgs[0].To, []string{"tech@trust.example"}) ||
+		!strings.Contains(msgs[0].Data, "blob store down") || !strings.Contains(msgs[0].Data, "3 recording(s) are waiting") ||
+		!strings.Contains(msgs[1].Data, "stored again") {
+		t.Fatalf("mail = %+v", msgs)
+	}
+	dep.log.Close() // flush
+	var actions []string
+	dep.audit.WalkAudit(ctx, 0, func(ev *callvault.AuditEvent) error {
+		if strings.HasPrefix(ev.Action, "recording.store_") {
+			actions = append(actions, ev.Action+" "+ev.Details["pending"]+" "+ev.Details["error"])
+		}
+		return nil
+	})
+	if !slices.Equal(actions, []string{"recording.store_failing 3 blob store down", "recording.store_recovered 0 "}) {
+		t.Errorf("audit entries %q", actions)
 	}
 }
