@@ -31,8 +31,9 @@ func (r *Recorder) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID string) {
 	r.mu.Lock()
 	s := r.sessions[callID]
+	ended := s != nil && s.ending // a BYE or the timeout came first
 	r.mu.Unlock()
-	if s == nil || s.dialog == nil || !sameDialog(req, s.dialog.InviteRequest) {
+	if s == nil || ended || s.dialog == nil || !sameDialog(req, s.dialog.InviteRequest) {
 		r.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 		return
 	}
