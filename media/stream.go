@@ -25,7 +25,10 @@ type StreamConfig struct {
 	// Conn is the socket the RTP arrives on, opened by the caller before the
 	// SDP answer went out so no early packet is lost. The session owns it
 	// from a successful NewSession or AddStream on and closes it at Finish.
-	// A *net.UDPConn is read without allocating.
+	// On Linux a *net.UDPConn is closed at once and its socket read through
+	// a duplicate of its descriptor, away from the Go runtime (see
+	// recv_linux.go); use the socket only through the session from then on.
+	// Other sockets are read by a goroutine each, which costs more.
 	Conn net.PacketConn
 	// Remote is the address the RTP is expected from (the offer's c= and
 	// m= port). Packets from anywhere else are dropped and counted. Port 0
@@ -96,9 +99,14 @@ type Stream struct {
 	// telephone-event alongside it), whose timestamps are rescaled.
 	clock48 [128]bool
 
-	stopping atomic.Bool
+	// Receiving: on a reader (rd, reading the socket's duplicate fd), or
+	// on a goroutine of the stream's own (rd nil; run reads conn).
+	rd       *reader
+	fd       int         // -1 if none
+	stopping atomic.Bool // set under mu when on a reader
 	exited   chan struct{}
 	readErr  error // why the reader stopped early, if it did
+	readErrs int   // consecutive read errors
 
 	mu      sync.Mutex // everything below; held per packet by the reader and briefly by the syncer
 	rtp     rtp.Packet
@@ -158,8 +166,39 @@ func (st *Stream) accept(from netip.AddrPort) bool {
 	return netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) == st.remote
 }
 
-// run reads the socket until Finish. The kernel wakes it for each datagram;
-// Finish wakes it with a read deadline in the past.
+// start starts receiving, on a reader if the socket can be taken from the
+// Go runtime, else on a goroutine of the stream's own.
+func (st *Stream) start() {
+	if !st.attach() {
+		st.exited = make(chan struct{})
+		go st.run()
+	}
+}
+
+// stop stops receiving; after it the socket can be closed. If final,
+// what the socket holds is read first.
+func (st *Stream) stop(final bool) {
+	if st.rd != nil {
+		st.detach(final)
+		return
+	}
+	st.stopping.Store(true)
+	st.conn.SetReadDeadline(time.Unix(1, 0)) // wakes the goroutine
+	<-st.exited
+}
+
+// closeSocket closes the stream's socket.
+func (st *Stream) closeSocket() {
+	if st.rd != nil {
+		st.closeFD()
+		return
+	}
+	st.conn.Close()
+}
+
+// run reads the socket until Finish, where there is no reader. The kernel
+// wakes it for each datagram; Finish wakes it with a read deadline in the
+// past.
 func (st *Stream) run() {
 	defer close(st.exited)
 	buf := make([]byte, 4096)
@@ -541,10 +580,14 @@ func (st *Stream) placeByClock(arrPos int64, n int) int64 {
 // flushStale plays out held packets that have waited longer than the
 // reorder window (the stream went quiet with a hole in it) and writes the
 // buffer out. The syncer calls it so that the tail of a stream reaches the
-// disk without a timer per stream.
+// disk without a timer per stream. A missing packet that arrived in time
+// but waits in the socket for the reader's next pass is collected first.
 func (st *Stream) flushStale(now int64) {
 	if st.held > 0 && now-st.holdSince >= st.sess.reorder {
-		st.drain()
+		st.collect()
+		if st.held > 0 && now-st.holdSince >= st.sess.reorder {
+			st.drain()
+		}
 	}
 	st.track.flush()
 }

@@ -7,27 +7,35 @@ import (
 
 // track is one stream's spool file: PCM16 little-endian mono at Rate, sample
 // i at byte 2*i, sample 0 at the session start. Decoded audio is put at its
-// timeline position into a buffer that is written out (one pwrite) once it
-// holds flushAt bytes or when the session's syncer comes by, so there is no
-// write syscall per packet. Short gaps (loss) become zeros in the buffer;
+// timeline position into a buffer that is written out (one pwrite) when the
+// spool syncer comes by (every SyncEvery, one second by default: one write
+// a second) or once it holds flushAt bytes, so there is no write syscall
+// per packet. Short gaps (loss) become zeros in the buffer;
 // long ones (hold, a stream that starts late) are left as holes in the file,
 // which read back as zeros: silence either way.
 type track struct {
 	f       *os.File
 	buf     []byte // pending samples; never grows past its capacity
 	pos     int64  // timeline sample of buf[0]
-	flushAt int    // bytes buffered before a write
+	flushAt int    // bytes buffered before a write without the syncer
 	started bool   // something was put
 	dirty   bool   // written since the last fsync
 	err     error  // first write error; later audio is dropped
 }
 
-// trackBuf is the capacity of a track's buffer: room for the flush
-// threshold plus the largest packet and short gaps filled with zeros.
+// trackBuf is the capacity of a track's buffer: room for a second of audio
+// between syncs (16,000 bytes) with a good margin for a late syncer, the
+// largest packet and short gaps filled with zeros.
 const trackBuf = 64 << 10
 
+// newTrack returns the track of f. It writes on its own once it holds
+// flushAt bytes (0: half its buffer, 2 s of audio, which the syncer
+// normally comes by long before).
 func newTrack(f *os.File, flushAt int) track {
-	return track{f: f, buf: make([]byte, 0, trackBuf), flushAt: min(flushAt, trackBuf/2)}
+	if flushAt <= 0 || flushAt > trackBuf/2 {
+		flushAt = trackBuf / 2
+	}
+	return track{f: f, buf: make([]byte, 0, trackBuf), flushAt: max(flushAt, 2)}
 }
 
 // head is the timeline position just after the last sample put.

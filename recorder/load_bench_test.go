@@ -52,9 +52,12 @@ import (
 //   - CPU per packet: this process's user+system CPU / RTP packets the
 //     recorder received. On loopback the kernel's receive path (IP, UDP,
 //     queueing on the socket) runs in the sender's system call, so it is
-//     charged to the generator; the recorder pays for the wake-ups, the
-//     recvfrom calls, the Go scheduler and its own work. On a real network
-//     card that softirq work lands on whoever the interrupt finds.
+//     charged to the generator; the recorder pays for its readers'
+//     recvmmsg calls (taking the datagrams off the sockets), its own work
+//     and the spool's writes. The spool's syncfs does its write-back
+//     mostly in the kernel's flusher threads, charged to no process: see
+//     the machine's busy share. On a real network card the softirq work
+//     lands on whoever the interrupt finds.
 //   - loss: the recorder's own Lost counter (sequence numbers it filled
 //     with silence) over Packets, summed over every session just before
 //     they hang up (Recorder.Totals); and "drop", the packets the generator

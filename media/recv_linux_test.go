@@ -1,0 +1,296 @@
+package media
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/callvault/callvault"
+	"golang.org/x/sys/unix"
+)
+
+// TestMain runs the tests with the readers passing every millisecond
+// instead of every 20: the tests that send in lock-step (each packet is
+// read before the fake clock is set for the next) would otherwise wait for
+// a pass per packet, minutes in all. TestKernelArrival and
+// TestFinishReadsQueued hold packets in the socket for longer than a
+// production pass instead.
+func TestMain(m *testing.M) {
+	pollEvery = time.Millisecond
+	os.Exit(m.Run())
+}
+
+// unread takes st off its reader, as if the reader's next pass were far
+// off: what is sent to it stays in the socket until st.poll or Finish.
+func unread(t testing.TB, st *Stream) {
+	t.Helper()
+	if st.rd == nil || st.fd < 0 {
+		t.Fatal("the stream is not on a reader")
+	}
+	st.rd.remove(st)
+}
+
+// addr is the address of the stream's socket.
+func addr(t testing.TB, st *Stream) netip.AddrPort {
+	t.Helper()
+	sa, err := unix.Getsockname(st.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, ok := sa.(*unix.SockaddrInet4)
+	if !ok {
+		t.Fatalf("the stream's socket is bound to %#v", sa)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4(in.Addr), uint16(in.Port))
+}
+
+// TestKernelArrival: a packet that waited in the socket for 100 ms before
+// being read is placed where it arrived, by the kernel's timestamp, not
+// where the reader found it.
+func TestKernelArrival(t *testing.T) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSession(Config{Dir: t.TempDir(), ID: "k"}, StreamConfig{Label: "a", Side: callvault.SideExternal, Conn: conn, Latch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Finish()
+	st := s.streams[0]
+	unread(t, st)
+	snd, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close()
+	sentAt := time.Since(s.start)
+	if _, err := snd.WriteToUDPAddrPort(rtpBytes(1, 0, 0, 0, tone(8)), addr(t, st)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	readAt := time.Since(s.start)
+	b := newBatch()
+	st.mu.Lock()
+	st.poll(b)
+	head, n := st.track.head(), st.c.packets
+	st.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("read %d packets, want 1", n)
+	}
+	// The first packet of a stream goes where it arrived.
+	arrived := time.Duration(head-160) * time.Second / Rate
+	if arrived < sentAt-time.Second/Rate || arrived > sentAt+50*time.Millisecond {
+		t.Errorf("the packet sent %v into the session and read at %v was placed at %v", sentAt, readAt, arrived)
+	}
+}
+
+// TestFinishReadsQueued: Finish records what the sockets hold that no
+// reader's pass has collected yet, and closes the socket (its port can be
+// bound again).
+func TestFinishReadsQueued(t *testing.T) {
+	s, st := testSession(t, Config{}, func(sc *StreamConfig) { sc.Remote = netip.AddrPort{} })
+	unread(t, st)
+	to := addr(t, st)
+	snd, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close()
+	for k := range 20 {
+		if _, err := snd.WriteToUDPAddrPort(rtpBytes(1, uint16(k), uint32(160*k), 0, tone(8)), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().Total; got.Packets != 20 || got.Lost != 0 {
+		t.Errorf("Finish recorded %d packets (%d lost) of the 20 queued", got.Packets, got.Lost)
+	}
+	again, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(to))
+	if err != nil {
+		t.Fatalf("the stream's port is still taken after Finish: %v", err)
+	}
+	again.Close()
+}
+
+// TestPauseTakesQueued: a pause and its end apply by when packets
+// arrived, not by when a reader's pass comes by: what waits in the socket
+// at Pause is recorded, what waits at Resume is not.
+func TestPauseTakesQueued(t *testing.T) {
+	s, st := testSession(t, Config{}, func(sc *StreamConfig) { sc.Remote = netip.AddrPort{} })
+	unread(t, st)
+	to := addr(t, st)
+	snd, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close()
+	send := func(from, to_ int) {
+		t.Helper()
+		for k := from; k < to_; k++ {
+			if _, err := snd.WriteToUDPAddrPort(rtpBytes(1, uint16(k), uint32(160*k), 0, tone(8)), to); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(0, 5)
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	send(5, 12)
+	if err := s.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	send(12, 15)
+	if _, err := s.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().Total; got.Packets != 15 || got.Paused != 7 {
+		t.Errorf("%d packets, %d of them paused; want 15, 7", got.Packets, got.Paused)
+	}
+}
+
+// TestStaleHoleTakesQueued: before the syncer gives up on a missing
+// packet of a stream that went quiet, it reads the socket: the packet may
+// have arrived in time and be waiting for the reader's next pass.
+func TestStaleHoleTakesQueued(t *testing.T) {
+	_, st := testSession(t, Config{Reorder: 60 * time.Millisecond}, func(sc *StreamConfig) { sc.Remote = netip.AddrPort{} })
+	unread(t, st)
+	snd, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close()
+	for _, k := range []int{0, 1, 3} { // 2 is missing, 3 is held
+		st.mu.Lock()
+		st.handle(rtpBytes(1, uint16(k), uint32(160*k), 0, tone(8)), snd.LocalAddr().(*net.UDPAddr).AddrPort(), int64(k)*20*int64(time.Millisecond))
+		st.mu.Unlock()
+	}
+	if _, err := snd.WriteToUDPAddrPort(rtpBytes(1, 2, 320, 0, tone(8)), addr(t, st)); err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.held != 1 {
+		t.Fatalf("%d packets held, want 1", st.held)
+	}
+	st.flushStale(int64(time.Second))
+	if st.c.lost != 0 || st.held != 0 || st.track.head() != 4*160 {
+		t.Errorf("after the syncer: lost %d, held %d, audio up to %d; want 0, 0, 640", st.c.lost, st.held, st.track.head())
+	}
+}
+
+// TestGoroutineReceiver: a socket that is not a *net.UDPConn is read by a
+// goroutine of its own, and recorded the same.
+func TestGoroutineReceiver(t *testing.T) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type wrapped struct{ net.PacketConn }
+	still := func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+	s, err := NewSession(Config{Dir: t.TempDir(), ID: "g", Now: still}, StreamConfig{Label: "a", Side: callvault.SideExternal, Conn: wrapped{conn}, Latch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.streams[0]; st.rd != nil || st.exited == nil {
+		t.Fatal("the stream is on a reader")
+	}
+	snd, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close()
+	for k := range 10 {
+		if _, err := snd.WriteToUDPAddrPort(rtpBytes(1, uint16(k), uint32(160*k), 0, tone(8)), conn.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().Total.Packets < 10 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := s.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().Total; got.Packets != 10 || got.Lost != 0 || got.Audio != 200*time.Millisecond {
+		t.Errorf("%d packets, %d lost, audio to %v; want 10, 0, 200ms", got.Packets, got.Lost, got.Audio)
+	}
+	if _, _, err := conn.ReadFrom(make([]byte, 10)); err == nil {
+		t.Error("the socket is open after Finish")
+	}
+}
+
+// BenchmarkReceive is the cost per packet of a reader's pass over 1,000
+// sockets (cold in the CPU's caches, as at full load) that hold 1, 2 or 4
+// packets each: 20, 40 or 80 ms passes with 20 ms packets. It covers
+// recvmmsg, the kernel timestamp, and BenchmarkPacket's work. An op is a
+// pass; cpu-ns/packet counts the pass only, not the sending.
+func BenchmarkReceive(b *testing.B) {
+	const streams = 1000
+	var scs []StreamConfig
+	for i := range streams {
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		scs = append(scs, StreamConfig{Label: fmt.Sprint(i), Side: callvault.SideExternal, Conn: conn, Latch: true})
+	}
+	s, err := NewSession(Config{Dir: b.TempDir(), ID: "bench"}, scs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Finish()
+	var to []netip.AddrPort
+	for _, st := range s.streams {
+		unread(b, st)
+		to = append(to, addr(b, st))
+	}
+	snd, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer snd.Close()
+	pkt := rtpBytes(0x1234, 0, 0, 0, tone(1000))
+	batch := newBatch()
+	seq := 0
+	for _, per := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("%d-per-pass", per), func(b *testing.B) {
+			runtime.LockOSThread() // for threadCPU
+			defer runtime.UnlockOSThread()
+			var cpu time.Duration
+			sent := 0
+			for b.Loop() {
+				for range per {
+					binary.BigEndian.PutUint16(pkt[2:], uint16(seq))
+					binary.BigEndian.PutUint32(pkt[4:], uint32(160*seq))
+					seq++
+					for _, a := range to {
+						if _, err := snd.WriteToUDPAddrPort(pkt, a); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				sent += per * streams
+				t := threadCPU()
+				for _, st := range s.streams {
+					st.mu.Lock()
+					st.poll(batch)
+					st.mu.Unlock()
+				}
+				cpu += threadCPU() - t
+			}
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(sent), "cpu-ns/packet")
+		})
+	}
+	if got := s.Stats().Total.Packets; got != uint64(seq*streams) {
+		b.Fatalf("%d packets read, %d sent", got, seq*streams)
+	}
+}
