@@ -108,9 +108,14 @@ func (g *udpGate) refuse(data []byte, from *net.UDPAddr) {
 	if !g.r.stranger(from.AddrPort().Addr(), string(req.Method)) {
 		return
 	}
+	g.PacketConn.WriteTo([]byte(forbidden(req).String()), from)
+}
+
+// forbidden is the answer to a stranger's request.
+func forbidden(req *sip.Request) *sip.Response {
 	res := sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
 	res.AppendHeader(sip.NewHeader("Warning", `399 callvault "not a configured recording client"`))
-	g.PacketConn.WriteTo([]byte(res.String()), from)
+	return res
 }
 
 // tcpGate is the TCP listener sipgo accepts from (under TLS for "tls"):

@@ -360,9 +360,7 @@ func (r *Recorder) admit(req *sip.Request, tx sip.ServerTransaction) bool {
 		return true
 	}
 	if ap, err := netip.ParseAddrPort(req.Source()); err == nil && r.stranger(ap.Addr(), string(req.Method)) {
-		res := sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
-		res.AppendHeader(sip.NewHeader("Warning", `399 callvault "not a configured recording client"`))
-		tx.Respond(res)
+		tx.Respond(forbidden(req))
 	}
 	return false
 }
