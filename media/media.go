@@ -12,7 +12,7 @@
 //
 // Receiving. On Linux no goroutine waits on a stream's socket: a few
 // reader goroutines (one per CPU, shared by every session) each take turns
-// over their share of the sockets every 50 ms and read what each holds,
+// over their share of the sockets every 200 ms and read what each holds,
 // several datagrams a recvmmsg(2) call, without waiting; the sockets are
 // taken away from the Go runtime's poller so that datagrams wake nothing.
 // A packet's arrival time is the kernel's receive timestamp
@@ -20,8 +20,9 @@
 // move audio on the timeline or add to the jitter measured. The sockets'
 // receive buffers hold what arrives in between (the kernel default, some
 // 200 KiB, is seconds of a stream). Pause, Resume, Finish and the
-// syncer's giving up on a missing packet first read what is waiting in
-// the sockets, so they apply by when packets arrived. Elsewhere, or for a
+// syncer (before each write-out, and before giving up on a missing
+// packet) first read what is waiting in the sockets, so they apply by
+// when packets arrived and a sync holds all that arrived before it. Elsewhere, or for a
 // Conn that is not a *net.UDPConn, each stream has a goroutine that the
 // kernel wakes for every datagram, which costs several times as much CPU.
 // See recv_linux.go.
