@@ -400,6 +400,36 @@ func (s *Session) collect() {
 	}
 }
 
+// Rekey has the stream labelled label decrypt with the sender's new SDES
+// key k from now on, as a re-INVITE or UPDATE that offers another key asks
+// (RFC 4568 §7.1.4); a stream that was plain RTP becomes SRTP. What the
+// socket holds already is handled first, with the old key; packets of the
+// old key still in flight are accepted until the first packet of the new
+// one. A key the stream has already is not a change. An unknown label or
+// an unusable key is an error, and the stream keeps its key.
+func (s *Session) Rekey(label string, k SRTPKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return errFinished
+	}
+	for _, st := range s.streams {
+		if st.label != label {
+			continue
+		}
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		st.collect()
+		r, err := st.rekey(k)
+		if err != nil {
+			return err
+		}
+		st.srtp = r
+		return nil
+	}
+	return callvault.Errorf(callvault.EINVALID, "no stream %q to rekey", label)
+}
+
 // SetMeta replaces the caller's metadata in the header (durably).
 func (s *Session) SetMeta(meta []byte) error {
 	s.mu.Lock()

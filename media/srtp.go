@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -27,6 +28,27 @@ type SRTPKey struct {
 	// from the inline: parameter's "|value:length" as length bytes, big
 	// endian ("|1:4" is 00 00 00 01); nil when the attribute has none.
 	MKI []byte
+}
+
+// Check reports whether a stream can decrypt with k: a suite it supports
+// (EUNSUPPORTED if not), a key of the suite's length and an MKI of at
+// most 128 bytes (EINVALID if not).
+func (k SRTPKey) Check() error {
+	s, ok := srtpSuites[strings.ToUpper(k.Suite)]
+	if !ok {
+		return callvault.Errorf(callvault.EUNSUPPORTED, "SRTP crypto-suite %q is not supported", k.Suite)
+	}
+	if len(k.Key) != s.keyLen+s.saltLen {
+		return callvault.Errorf(callvault.EINVALID, "a %s key has %d bytes, not %d", k.Suite, len(k.Key), s.keyLen+s.saltLen)
+	}
+	if len(k.MKI) > 128 { // RFC 4568 §6.1
+		return callvault.Errorf(callvault.EINVALID, "an SRTP MKI of %d bytes", len(k.MKI))
+	}
+	return nil
+}
+
+func (k SRTPKey) equal(o SRTPKey) bool {
+	return strings.EqualFold(k.Suite, o.Suite) && bytes.Equal(k.Key, o.Key) && bytes.Equal(k.MKI, o.MKI)
 }
 
 // srtpSuite is what a crypto-suite maps to in pion/srtp.
@@ -77,34 +99,81 @@ const srtpReplayWindow = 256
 // sender's key. pion/srtp guesses the rollover counter per SSRC and keeps a
 // replay window per SSRC, both advanced only by authentic packets: a forged
 // packet cannot move them, change the SSRC, or latch the stream.
+//
+// After a new key is offered (Session.Rekey) the receiver holds more than
+// one context: the new key, once more with the rollover counter carried
+// over if it had moved (RFC 4568 leaves open whether a sender starts the
+// new key's counter again, and implementations differ), and the old key,
+// for packets sent before the switch and still in flight. The first one
+// that authenticates a packet of the new key becomes the only one.
 type srtpReceiver struct {
-	ctx    *srtp.Context
-	tagLen int        // bytes after the payload: MKI and HMAC tag, or GCM tag and MKI
-	hdr    rtp.Header // scratch for pion
-	buf    [4096]byte // the decrypted packet; as large as a datagram read
+	ctxs []srtpCtx  // ctxs[0] is tried first
+	hdr  rtp.Header // scratch for pion
+	buf  [4096]byte // the decrypted packet; as large as a datagram read
 }
 
-// newSRTPReceiver checks the key of the stream labelled label and sets up
+type srtpCtx struct {
+	key    SRTPKey
+	ctx    *srtp.Context
+	tagLen int  // bytes after the payload: MKI and HMAC tag, or GCM tag and MKI
+	next   bool // a new key, not yet seen in use
+}
+
+// newSRTPContext checks the key of the stream labelled label and sets up
 // its decryption.
-func newSRTPReceiver(label string, k SRTPKey) (*srtpReceiver, error) {
-	s, ok := srtpSuites[strings.ToUpper(k.Suite)]
-	if !ok {
-		return nil, callvault.Errorf(callvault.EUNSUPPORTED, "stream %q: SRTP crypto-suite %q is not supported", label, k.Suite)
+func newSRTPContext(label string, k SRTPKey) (srtpCtx, error) {
+	if err := k.Check(); err != nil {
+		return srtpCtx{}, callvault.Errorf(callvault.ErrorCode(err), "stream %q: %s", label, callvault.ErrorMessage(err))
 	}
-	if len(k.Key) != s.keyLen+s.saltLen {
-		return nil, callvault.Errorf(callvault.EINVALID, "stream %q: a %s key has %d bytes, not %d", label, k.Suite, len(k.Key), s.keyLen+s.saltLen)
-	}
-	if len(k.MKI) > 128 { // RFC 4568 §6.1
-		return nil, callvault.Errorf(callvault.EINVALID, "stream %q: an SRTP MKI of %d bytes", label, len(k.MKI))
-	}
+	s := srtpSuites[strings.ToUpper(k.Suite)]
 	ctx, err := srtp.CreateContext(k.Key[:s.keyLen], k.Key[s.keyLen:], s.profile,
 		srtp.SRTPReplayProtection(srtpReplayWindow), srtp.MasterKeyIndicator(k.MKI))
 	if err != nil {
-		return nil, callvault.Wrap(callvault.EINVALID, err, fmt.Sprintf("stream %q: SRTP key", label))
+		return srtpCtx{}, callvault.Wrap(callvault.EINVALID, err, fmt.Sprintf("stream %q: SRTP key", label))
 	}
 	tag, _ := s.profile.AuthTagRTPLen()
 	aead, _ := s.profile.AEADAuthTagLen()
-	return &srtpReceiver{ctx: ctx, tagLen: len(k.MKI) + tag + aead}, nil
+	return srtpCtx{key: k, ctx: ctx, tagLen: len(k.MKI) + tag + aead}, nil
+}
+
+// newSRTPReceiver returns the receiver of a stream's first key.
+func newSRTPReceiver(label string, k SRTPKey) (*srtpReceiver, error) {
+	c, err := newSRTPContext(label, k)
+	if err != nil {
+		return nil, err
+	}
+	return &srtpReceiver{ctxs: []srtpCtx{c}}, nil
+}
+
+// rekey returns the receiver after the sender offered key k: k first (with
+// a rollover counter of 0 for the stream's current SSRC, and then, if that
+// is not 0, with the old one), the old key last. If k is the key in use
+// already, the receiver is the same. The caller holds st.mu.
+func (st *Stream) rekey(k SRTPKey) (*srtpReceiver, error) {
+	old := st.srtp
+	if old != nil && old.ctxs[0].key.equal(k) {
+		return old, nil
+	}
+	fresh, err := newSRTPContext(st.label, k)
+	if err != nil {
+		return nil, err
+	}
+	fresh.next = true
+	r := &srtpReceiver{ctxs: []srtpCtx{fresh}}
+	if old == nil {
+		return r, nil // a stream that was plain RTP: only the new key
+	}
+	if roc, ok := old.ctxs[0].ctx.ROC(st.ssrc); ok && st.haveSSRC && roc != 0 {
+		carried, err := newSRTPContext(st.label, k)
+		if err != nil {
+			return nil, err
+		}
+		carried.ctx.SetROC(st.ssrc, roc)
+		carried.next = true
+		r.ctxs = append(r.ctxs, carried)
+	}
+	r.ctxs = append(r.ctxs, old.ctxs[0])
+	return r, nil
 }
 
 // unprotect turns an SRTP packet into the RTP packet it protects, or counts
@@ -115,20 +184,37 @@ func newSRTPReceiver(label string, k SRTPKey) (*srtpReceiver, error) {
 func (st *Stream) unprotect(b []byte) ([]byte, bool) {
 	r := st.srtp
 	n, ok := rtpHeaderLen(b)
-	if !ok || len(b) < n+r.tagLen || cryptex(b) {
+	if !ok || cryptex(b) {
 		st.c.malformed++
 		return nil, false
 	}
-	plain, err := r.ctx.DecryptRTP(r.buf[:], b, &r.hdr)
-	switch {
-	case err == nil:
-		return plain, true
-	case errors.Is(err, srtp.ErrFailedToVerifyAuthTag), errors.Is(err, srtp.ErrMKINotFound):
+	short := true
+	for i := range r.ctxs {
+		c := &r.ctxs[i]
+		if len(b) < n+c.tagLen {
+			continue
+		}
+		short = false
+		plain, err := c.ctx.DecryptRTP(r.buf[:], b, &r.hdr)
+		switch {
+		case err == nil:
+			if c.next {
+				r.ctxs = append(r.ctxs[:0], *c) // the new key is in use: the others go
+			}
+			return plain, true
+		case errors.Is(err, srtp.ErrFailedToVerifyAuthTag), errors.Is(err, srtp.ErrMKINotFound):
+			continue // another key may be the one
+		default:
+			// With the length and header checked above, the only error left
+			// is the replay window's (which pion/srtp does not export).
+			st.c.duplicates++
+			return nil, false
+		}
+	}
+	if short {
+		st.c.malformed++
+	} else {
 		st.c.authFailed++
-	default:
-		// With the length and header checked above, the only error left is
-		// the replay window's (which pion/srtp does not export).
-		st.c.duplicates++
 	}
 	return nil, false
 }

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"encoding/binary"
 	"runtime"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pion/srtp/v3"
+
+	"github.com/callvault/callvault"
 )
 
 // sealer encrypts RTP as the client would, with the key the stream has.
@@ -98,5 +101,111 @@ func BenchmarkPacketSRTP(b *testing.B) {
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			}
 		})
+	}
+}
+
+// sealerAt is sealer for a sender whose rollover counter for ssrc is roc.
+func sealerAt(t testing.TB, k SRTPKey, ssrc, roc uint32) func(plain []byte) []byte {
+	t.Helper()
+	s := srtpSuites[strings.ToUpper(k.Suite)]
+	ctx, err := srtp.CreateContext(k.Key[:s.keyLen], k.Key[s.keyLen:], s.profile, srtp.MasterKeyIndicator(k.MKI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx.SetROC(ssrc, roc)
+	return func(plain []byte) []byte {
+		b, err := ctx.EncryptRTP(nil, plain, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+}
+
+// TestRekey: a new key offered mid-call (a re-INVITE) is used from then
+// on, whether the sender carries its rollover counter over to the new key
+// or starts it again; packets of the old key still in flight are
+// recorded until the new key is seen, and refused after.
+func TestRekey(t *testing.T) {
+	const ssrc = 0x4242
+	for _, c := range []struct {
+		name    string
+		suite   string
+		mki     []byte
+		carried bool // the sender keeps its rollover counter
+	}{
+		{"counter carried over", "AES_CM_128_HMAC_SHA1_80", nil, true},
+		{"counter restarted", "AES_CM_128_HMAC_SHA1_80", nil, false},
+		{"new suite and MKI", "AEAD_AES_256_GCM", []byte{0, 2}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			old, _ := NewSRTPKey("AES_CM_128_HMAC_SHA1_80")
+			next, _ := NewSRTPKey(c.suite)
+			next.MKI = c.mki
+			s, st := testSession(t, Config{}, func(sc *StreamConfig) { sc.SRTP = &old })
+			sealOld := sealerAt(t, old, ssrc, 0)
+			k := 0
+			send := func(seal func([]byte) []byte) {
+				feed(st, seal(rtpBytes(ssrc, uint16(65530+k), uint32(160*k), 0, tone(8))), int64(160*k))
+				k++
+			}
+			for range 10 { // across the sequence number's wrap: the counter is 1
+				send(sealOld)
+			}
+			if err := s.Rekey(st.label, next); err != nil {
+				t.Fatal(err)
+			}
+			send(sealOld) // sent before the switch, arriving after the re-INVITE
+			roc := uint32(0)
+			if c.carried {
+				roc = 1
+			}
+			sealNext := sealerAt(t, next, ssrc, roc)
+			for range 10 {
+				send(sealNext)
+			}
+			late := sealOld(rtpBytes(ssrc, uint16(65530+k), uint32(160*k), 0, tone(8)))
+			feed(st, late, int64(160*k))
+			k++
+			send(sealNext)
+			if st.c.packets != 22 || st.c.authFailed != 1 {
+				t.Errorf("%d packets, %d failing authentication; want 22, 1 (the old key after the new one)", st.c.packets, st.c.authFailed)
+			}
+			if len(st.srtp.ctxs) != 1 || !st.srtp.ctxs[0].key.equal(next) {
+				t.Errorf("%d keys kept after the new one was seen; want only the new one", len(st.srtp.ctxs))
+			}
+		})
+	}
+}
+
+// TestRekeyRefusals: the same key again changes nothing; an unusable key or
+// an unknown stream is an error, and the stream goes on with its key.
+func TestRekeyRefusals(t *testing.T) {
+	key, _ := NewSRTPKey("AES_CM_128_HMAC_SHA1_80")
+	s, st := testSession(t, Config{}, func(sc *StreamConfig) { sc.SRTP = &key })
+	r := st.srtp
+	if err := s.Rekey(st.label, SRTPKey{Suite: key.Suite, Key: bytes.Clone(key.Key)}); err != nil || st.srtp != r {
+		t.Errorf("the same key again: %v, receiver replaced %v; want nil, false", err, st.srtp != r)
+	}
+	for _, bad := range []SRTPKey{{Suite: "AES_CM_128_HMAC_SHA1_80", Key: make([]byte, 29)}, {Suite: "F8_128_HMAC_SHA1_80", Key: make([]byte, 30)}} {
+		if err := s.Rekey(st.label, bad); err == nil || st.srtp != r {
+			t.Errorf("%s key of %d bytes: %v, receiver replaced %v; want an error and the old key", bad.Suite, len(bad.Key), err, st.srtp != r)
+		}
+	}
+	if err := s.Rekey("no such label", key); callvault.ErrorCode(err) != callvault.EINVALID {
+		t.Errorf("unknown label: %v; want EINVALID", err)
+	}
+	seal := sealer(t, key)
+	for k := range 3 {
+		feed(st, seal(rtpBytes(1, uint16(k), uint32(160*k), 0, tone(8))), int64(160*k))
+	}
+	if st.c.packets != 3 || st.c.authFailed != 0 {
+		t.Errorf("%d packets, %d failing authentication after the refusals; want 3, 0", st.c.packets, st.c.authFailed)
+	}
+	if _, err := s.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rekey(st.label, key); err == nil {
+		t.Error("a finished session was rekeyed")
 	}
 }

@@ -610,17 +610,11 @@ func (r *Recorder) openStreams(s *session, o *siprec.Offer, sides map[string]str
 		// answer with a fresh key of our own for the same suite.
 		var srtp *media.SRTPKey
 		if st.IsSRTP() {
-			var chosen *siprec.Crypto
-			for _, c := range st.Crypto {
-				if media.SupportedSuite(c.Suite) {
-					chosen = &c
-					break
-				}
-			}
+			chosen := chooseCrypto(st)
 			if chosen == nil {
 				continue
 			}
-			ours, err := media.NewSRTPKey(chosen.Suite)
+			ours, err := ourKey(chosen, nil)
 			if err != nil {
 				continue
 			}
@@ -628,7 +622,7 @@ func (r *Recorder) openStreams(s *session, o *siprec.Offer, sides map[string]str
 			if s.crypto == nil {
 				s.crypto = make([]*siprec.Crypto, len(o.Streams))
 			}
-			s.crypto[i] = &siprec.Crypto{Tag: chosen.Tag, Suite: chosen.Suite, Key: ours.Key}
+			s.crypto[i] = ours
 		}
 		conn, port, err := r.ports.open()
 		if err != nil {
@@ -648,10 +642,7 @@ func (r *Recorder) openStreams(s *session, o *siprec.Offer, sides map[string]str
 		if a, err := netip.ParseAddr(st.Addr); err == nil && !a.IsUnspecified() {
 			remote = netip.AddrPortFrom(a.Unmap(), 0)
 		}
-		label := st.Label
-		if label == "" {
-			label = "m" + strconv.Itoa(i)
-		}
+		label := streamLabel(st, i)
 		for _, c := range st.Codecs {
 			if supportedCodec(c) {
 				if enc := c.Name + "/" + strconv.Itoa(c.ClockRate); !slices.Contains(s.meta.Codecs, enc) {
@@ -664,6 +655,40 @@ func (r *Recorder) openStreams(s *session, o *siprec.Offer, sides map[string]str
 		audio++
 	}
 	return out, nil
+}
+
+// streamLabel is the label of the offer's stream i in the media session:
+// its a=label, or "m" and its index if it has none.
+func streamLabel(st siprec.Stream, i int) string {
+	if st.Label != "" {
+		return st.Label
+	}
+	return "m" + strconv.Itoa(i)
+}
+
+// chooseCrypto is the SDES key an SRTP stream is decrypted with: the first
+// offered of a suite the recorder supports, or nil.
+func chooseCrypto(st siprec.Stream) *siprec.Crypto {
+	for _, c := range st.Crypto {
+		if media.SupportedSuite(c.Suite) {
+			return &c
+		}
+	}
+	return nil
+}
+
+// ourKey is the recorder's own key for the answer to the offered crypto
+// attribute chosen: prev (the key of an earlier answer) under chosen's
+// tag if its suite is the same, or else a fresh key of chosen's suite.
+func ourKey(chosen, prev *siprec.Crypto) (*siprec.Crypto, error) {
+	if prev != nil && strings.EqualFold(prev.Suite, chosen.Suite) {
+		return &siprec.Crypto{Tag: chosen.Tag, Suite: chosen.Suite, Key: prev.Key}, nil
+	}
+	k, err := media.NewSRTPKey(chosen.Suite)
+	if err != nil {
+		return nil, err
+	}
+	return &siprec.Crypto{Tag: chosen.Tag, Suite: chosen.Suite, Key: k.Key}, nil
 }
 
 func hasSupported(st siprec.Stream) bool {

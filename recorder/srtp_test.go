@@ -77,3 +77,61 @@ func TestSRTPWithTheWrongKeyRecordsSilence(t *testing.T) {
 		}
 	}
 }
+
+// A re-INVITE that offers a new SDES key mid-call (an SBC that rekeys on
+// every re-INVITE, or after a transfer) is answered and the rest of the
+// call decrypted with the new key: nothing after the switch is lost. A
+// re-INVITE that offers the SRTP streams as plain RTP is refused with 488
+// and changes nothing.
+func TestSRTPRekeyByReinvite(t *testing.T) {
+	f := newFixture(t)
+	c, err := siprectest.NewClient(f.sip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	speech := func(seed int64) []int16 { return g711RoundTrip(audio.SpeechLike(seed, 8000, 8000), "PCMU") }
+	before, after := [2][]int16{speech(11), speech(12)}, [2][]int16{speech(13), speech(14)}
+	legs := func(pcm [2][]int16) [2][][]byte {
+		return [2][][]byte{siprectest.EncodeG711("PCMU", pcm[0], 160), siprectest.EncodeG711("PCMU", pcm[1], 160)}
+	}
+	key, next := make([]byte, 30), make([]byte, 30)
+	rand.Read(key)
+	rand.Read(next)
+	call := siprectest.Call{CallID: "rekey@sbc", SRTPKey: key,
+		Caller: siprectest.Party{AOR: "sip:+447700900123@pstn.example"}, Callee: siprectest.Party{AOR: "sip:2001@pbx.example"}}
+	ctx := context.Background()
+	s, err := c.Dial(ctx, call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Send(ctx, legs(before)); err != nil {
+		t.Fatal(err)
+	}
+	plain := call
+	plain.SRTPKey = nil
+	if status, err := s.Reinvite(ctx, plain); err != nil || status != 488 {
+		t.Errorf("re-INVITE offering plain RTP: status %d, %v; want 488", status, err)
+	}
+	rekey := call
+	rekey.SRTPKey, rekey.SRTPMKI = next, []byte{0, 0, 0, 2}
+	if status, err := s.Reinvite(ctx, rekey); err != nil || status != 200 {
+		t.Fatalf("re-INVITE with a new key: status %d, %v; want 200", status, err)
+	}
+	if err := s.Send(ctx, legs(after)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := f.waitRecording(t, call.CallID)
+	left, right := f.channels(t, rec)
+	for i, ch := range [][]int16{left, right} {
+		_, okB := audio.Find(ch, before[i])
+		_, okA := audio.Find(ch, after[i])
+		if okB < 0.99 || okA < 0.99 {
+			t.Errorf("channel %d: the audio before the new key (%.1f%%) or after it (%.1f%%) is not all there", i, 100*okB, 100*okA)
+		}
+	}
+}

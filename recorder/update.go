@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/callvault/callvault"
+	"github.com/callvault/callvault/media"
 	"github.com/callvault/callvault/siprec"
 )
 
@@ -61,6 +62,11 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 		}
 		return
 	}
+	keys, crypto, err := s.newKeys(offer)
+	if err != nil {
+		r.respond(tx, req, 488, "Not Acceptable Here", callvault.ErrorMessage(err))
+		return
+	}
 	ports := make([]int, len(offer.Streams))
 	copy(ports, s.ports)
 	r.mu.Lock()
@@ -68,11 +74,22 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 	version := s.version
 	r.mu.Unlock()
 	answer, err := siprec.Answer(offer, siprec.AnswerOptions{Addr: r.MediaIP.String(), Ports: ports,
-		Supported: supportedCodec, Crypto: s.answerKey, SessionID: s.offer.SessionID + 1, SessionVersion: version})
+		Supported: supportedCodec, Crypto: func(i int) *siprec.Crypto { return crypto[i] },
+		SessionID: s.offer.SessionID + 1, SessionVersion: version})
 	if err != nil {
 		r.respond(tx, req, 488, "Not Acceptable Here", "the new offer has no stream callvault can record")
 		return
 	}
+	for i, k := range keys {
+		if k == nil {
+			continue
+		}
+		if err := s.media.Rekey(streamLabel(s.offer.Streams[i], i), *k); err != nil {
+			// Checked by newKeys: the session has ended meanwhile.
+			r.log().Warn("sip: could not take a new SRTP key", "call_id", callID, "err", err)
+		}
+	}
+	s.crypto = crypto
 	if paused(offer) {
 		s.media.Pause()
 	} else {
@@ -82,6 +99,44 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 	if err := tx.Respond(res); err != nil {
 		r.log().Warn("sip: could not answer a re-INVITE", "call_id", callID, "err", err)
 	}
+}
+
+// newKeys is what an offer inside the session asks of SRTP: for each
+// stream being recorded, the sender's key to decrypt with from now on (nil
+// for plain RTP; the key in use already is no change), and the attributes
+// of the answer (the recorder's key, kept while the suite is). A stream
+// that was SRTP offered as plain RTP, or with no key the recorder can use,
+// is an error: the offer is refused and the session goes on as it was.
+func (s *session) newKeys(o *siprec.Offer) ([]*media.SRTPKey, []*siprec.Crypto, error) {
+	keys := make([]*media.SRTPKey, len(o.Streams))
+	crypto := make([]*siprec.Crypto, len(o.Streams))
+	for i, st := range o.Streams {
+		if i >= len(s.ports) || s.ports[i] == 0 || st.Port == 0 {
+			continue // not recorded, or being removed: answered with port 0
+		}
+		label := streamLabel(s.offer.Streams[i], i)
+		prev := s.answerKey(i)
+		if !st.IsSRTP() {
+			if prev != nil {
+				return nil, nil, callvault.Errorf(callvault.EUNSUPPORTED, "stream %q was SRTP and is offered as plain RTP", label)
+			}
+			continue
+		}
+		chosen := chooseCrypto(st)
+		if chosen == nil {
+			return nil, nil, callvault.Errorf(callvault.EUNSUPPORTED, "stream %q offers no SRTP key of a suite callvault supports", label)
+		}
+		k := media.SRTPKey{Suite: chosen.Suite, Key: chosen.Key, MKI: chosen.MKI}
+		if err := k.Check(); err != nil {
+			return nil, nil, callvault.Errorf(callvault.ErrorCode(err), "stream %q: %s", label, callvault.ErrorMessage(err))
+		}
+		ours, err := ourKey(chosen, prev)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys[i], crypto[i] = &k, ours
+	}
+	return keys, crypto, nil
 }
 
 // sameDialog reports whether an in-dialog request comes from the client

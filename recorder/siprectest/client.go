@@ -183,16 +183,21 @@ func (c *Client) Dial(ctx context.Context, call Call) (*Session, error) {
 			key = bytes.Clone(key)
 			key[0] ^= 0xff
 		}
-		if len(key) != 30 {
-			return s, fmt.Errorf("SRTP key is %d bytes, want 30", len(key))
-		}
-		var opts []srtp.ContextOption
-		if call.SRTPMKI != nil {
-			opts = append(opts, srtp.MasterKeyIndicator(call.SRTPMKI))
-		}
-		s.srtp, err = srtp.CreateContext(key[:16], key[16:], srtp.ProtectionProfileAes128CmHmacSha1_80, opts...)
+		s.srtp, err = srtpContext(key, call.SRTPMKI)
 	}
 	return s, err
+}
+
+// srtpContext is the sending context of an AES_CM_128_HMAC_SHA1_80 key.
+func srtpContext(key, mki []byte) (*srtp.Context, error) {
+	if len(key) != 30 {
+		return nil, fmt.Errorf("SRTP key is %d bytes, want 30", len(key))
+	}
+	var opts []srtp.ContextOption
+	if mki != nil {
+		opts = append(opts, srtp.MasterKeyIndicator(mki))
+	}
+	return srtp.CreateContext(key[:16], key[16:], srtp.ProtectionProfileAes128CmHmacSha1_80, opts...)
 }
 
 func (call Call) withDefaults() Call {
@@ -342,8 +347,10 @@ func (s *Session) Close() error {
 }
 
 // Reinvite sends a re-INVITE with call's offer (Paused for hold, new
-// parties for a metadata update) on the session's ports, and acknowledges
-// the answer. It returns the status the recorder answered.
+// parties for a metadata update, another SRTPKey to rekey) on the
+// session's ports, and acknowledges the answer. It returns the status the
+// recorder answered. After a 2xx, later Sends use the new key (with its
+// rollover counter starting again, as libsrtp-based senders do).
 func (s *Session) Reinvite(ctx context.Context, call Call) (int, error) {
 	body, boundary := Body(call, s.client.IP, s.ports)
 	req := sip.NewRequest(sip.INVITE, s.remote())
@@ -358,6 +365,13 @@ func (s *Session) Reinvite(ctx context.Context, call Call) (int, error) {
 		ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
 		if err := s.dialog.WriteRequest(ack); err != nil {
 			return res.StatusCode, err
+		}
+		if s.srtp != nil && call.SRTPKey != nil && (!bytes.Equal(call.SRTPKey, s.call.SRTPKey) || !bytes.Equal(call.SRTPMKI, s.call.SRTPMKI)) {
+			ctx, err := srtpContext(call.SRTPKey, call.SRTPMKI)
+			if err != nil {
+				return res.StatusCode, err
+			}
+			s.srtp, s.call.SRTPKey, s.call.SRTPMKI = ctx, call.SRTPKey, call.SRTPMKI
 		}
 	}
 	return res.StatusCode, nil
