@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -24,6 +25,7 @@ type sipFlags struct {
 	tlsAddr    string
 	tlsCert    string
 	tlsKey     string
+	tlsCA      string
 	allow      string
 	mediaIP    string
 	rtpPorts   string
@@ -36,6 +38,7 @@ func (f *sipFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsAddr, "sip-tls", "", "also take SIPREC over TLS on this address (e.g. 192.0.2.5:5061); needs --sip-tls-cert and --sip-tls-key. Use SRTP (RTP/SAVP) on TLS deployments")
 	fs.StringVar(&f.tlsCert, "sip-tls-cert", "", "PEM certificate chain for --sip-tls")
 	fs.StringVar(&f.tlsKey, "sip-tls-key", "", "PEM private key for --sip-tls (keep it mode 0600)")
+	fs.StringVar(&f.tlsCA, "sip-tls-client-ca", "", "PEM certificates of the CAs whose client certificates --sip-tls requires (mutual TLS): a recording client must present one they signed")
 	fs.StringVar(&f.allow, "sip-allow", "127.0.0.1/8,::1", "recording clients (SBC or phone system) allowed to open sessions: comma-separated addresses or prefixes")
 	fs.StringVar(&f.mediaIP, "sip-media-ip", "", "address RTP is received on and announced in SDP answers (default: the --sip host)")
 	fs.StringVar(&f.rtpPorts, "rtp-ports", "20000-39998", "UDP port range for RTP, one even port per stream")
@@ -76,6 +79,20 @@ func readSIPAuth(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("--sip-auth %s: no user:password line", path)
 	}
 	return users, nil
+}
+
+// readClientCAs reads the PEM certificates of --sip-tls-client-ca. A file
+// with no certificate in it is an error, not a pool that trusts nobody.
+func readClientCAs(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--sip-tls-client-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("--sip-tls-client-ca %s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }
 
 // startRecorder starts the SIPREC server, after storing the recordings of
@@ -119,8 +136,16 @@ func (f *sipFlags) startRecorder(ctx context.Context, e *env, dep *deployment, s
 		if err != nil {
 			return nil, fmt.Errorf("--sip-tls-cert/--sip-tls-key: %w", err)
 		}
-		listen = append(listen, recorder.Listener{Network: "tls", Addr: f.tlsAddr,
-			TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+		conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if f.tlsCA != "" {
+			if conf.ClientCAs, err = readClientCAs(f.tlsCA); err != nil {
+				return nil, err
+			}
+			conf.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		listen = append(listen, recorder.Listener{Network: "tls", Addr: f.tlsAddr, TLS: conf})
+	} else if f.tlsCA != "" {
+		return nil, fmt.Errorf("--sip-tls-client-ca is for --sip-tls, which is not set")
 	}
 	var users map[string]string
 	if f.authFile != "" {

@@ -1,12 +1,20 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // `callvault sip test` against a running serve that asks for digest
@@ -81,6 +89,36 @@ func TestReadSIPAuth(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "battery") {
 			t.Errorf("%s: the error shows the password: %v", tc.name, err)
+		}
+	}
+}
+
+func TestReadClientCAs(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "trust SBC CA"}, IsCA: true,
+		BasicConstraintsValid: true, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(good, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if pool, err := readClientCAs(good); err != nil || pool == nil {
+		t.Errorf("readClientCAs(a CA certificate) = %v, %v", pool, err)
+	}
+	bad := filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{bad: "no PEM certificate", filepath.Join(dir, "missing.pem"): "no such file"} {
+		if _, err := readClientCAs(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("readClientCAs(%s) = %v; want an error saying %q", filepath.Base(path), err, want)
 		}
 	}
 }
