@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -48,6 +50,28 @@ func addr(t testing.TB, st *Stream) netip.AddrPort {
 		t.Fatalf("the stream's socket is bound to %#v", sa)
 	}
 	return netip.AddrPortFrom(netip.AddrFrom4(in.Addr), uint16(in.Port))
+}
+
+// TestReceiveBuffer: a stream's socket has the receive buffer it asks
+// for, as far as net.core.rmem_max allows (the kernel doubles what it
+// grants, for its bookkeeping).
+func TestReceiveBuffer(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Skip("no /proc/sys/net/core/rmem_max:", err)
+	}
+	rmax, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, st := testSession(t, Config{})
+	got, err := unix.GetsockoptInt(st.fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * min(rcvBuf, rmax); got != want {
+		t.Errorf("receive buffer %d bytes; want %d (rmem_max %d)", got, want, rmax)
+	}
 }
 
 // TestKernelArrival: a packet that waited in the socket for 100 ms before
