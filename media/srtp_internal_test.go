@@ -13,14 +13,32 @@ import (
 	"github.com/callvault/callvault"
 )
 
-// sealer encrypts RTP as the client would, with the key the stream has.
+// sealer encrypts RTP as the client would, with the key the stream has
+// (and its MKI).
 func sealer(t testing.TB, k SRTPKey) func(plain []byte) []byte {
 	t.Helper()
+	return sealWith(t, sealContext(t, k))
+}
+
+// sealerAt is sealer for a sender whose rollover counter for ssrc is roc.
+func sealerAt(t testing.TB, k SRTPKey, ssrc, roc uint32) func(plain []byte) []byte {
+	t.Helper()
+	ctx := sealContext(t, k)
+	ctx.SetROC(ssrc, roc)
+	return sealWith(t, ctx)
+}
+
+func sealContext(t testing.TB, k SRTPKey) *srtp.Context {
+	t.Helper()
 	s := srtpSuites[strings.ToUpper(k.Suite)]
-	ctx, err := srtp.CreateContext(k.Key[:s.keyLen], k.Key[s.keyLen:], s.profile)
+	ctx, err := srtp.CreateContext(k.Key[:s.keyLen], k.Key[s.keyLen:], s.profile, srtp.MasterKeyIndicator(k.MKI))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ctx
+}
+
+func sealWith(t testing.TB, ctx *srtp.Context) func(plain []byte) []byte {
 	return func(plain []byte) []byte {
 		b, err := ctx.EncryptRTP(nil, plain, nil)
 		if err != nil {
@@ -101,24 +119,6 @@ func BenchmarkPacketSRTP(b *testing.B) {
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			}
 		})
-	}
-}
-
-// sealerAt is sealer for a sender whose rollover counter for ssrc is roc.
-func sealerAt(t testing.TB, k SRTPKey, ssrc, roc uint32) func(plain []byte) []byte {
-	t.Helper()
-	s := srtpSuites[strings.ToUpper(k.Suite)]
-	ctx, err := srtp.CreateContext(k.Key[:s.keyLen], k.Key[s.keyLen:], s.profile, srtp.MasterKeyIndicator(k.MKI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx.SetROC(ssrc, roc)
-	return func(plain []byte) []byte {
-		b, err := ctx.EncryptRTP(nil, plain, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
 	}
 }
 

@@ -125,6 +125,16 @@ func (f *fixture) channels(t testing.TB, rec *callvault.Recording) (left, right 
 	return left, right
 }
 
+// speechPCMU is a second of speech-like audio as it comes through PCMU.
+func speechPCMU(seed int64) []int16 {
+	return g711RoundTrip(audio.SpeechLike(seed, 8000, 8000), "PCMU")
+}
+
+// legsPCMU is the two legs' audio as 20 ms PCMU payloads, for Send.
+func legsPCMU(pcm [2][]int16) [2][][]byte {
+	return [2][][]byte{siprectest.EncodeG711("PCMU", pcm[0], 160), siprectest.EncodeG711("PCMU", pcm[1], 160)}
+}
+
 // g711RoundTrip is what the recorder can at best hear of pcm.
 func g711RoundTrip(pcm []int16, codec string) []int16 {
 	raw := make([]byte, 2*len(pcm))

@@ -23,11 +23,7 @@ func TestHoldResumeAndMetadataUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	speech := func(seed int64) []int16 { return g711RoundTrip(audio.SpeechLike(seed, 8000, 8000), "PCMU") }
-	before, paused, after := [2][]int16{speech(1), speech(2)}, [2][]int16{speech(3), speech(4)}, [2][]int16{speech(5), speech(6)}
-	legs := func(pcm [2][]int16) [2][][]byte {
-		return [2][][]byte{siprectest.EncodeG711("PCMU", pcm[0], 160), siprectest.EncodeG711("PCMU", pcm[1], 160)}
-	}
+	before, paused, after := [2][]int16{speechPCMU(1), speechPCMU(2)}, [2][]int16{speechPCMU(3), speechPCMU(4)}, [2][]int16{speechPCMU(5), speechPCMU(6)}
 	call := siprectest.Call{CallID: "hold@sbc.example",
 		Caller: siprectest.Party{AOR: "sip:+447700900123@pstn.example", Name: "Parent"},
 		Callee: siprectest.Party{AOR: "sip:2001@pbx.example", Name: "Reception"}}
@@ -44,14 +40,14 @@ func TestHoldResumeAndMetadataUpdates(t *testing.T) {
 			t.Fatalf("%s: status %d, %v; want 200", what, status, err)
 		}
 	}
-	if err := s.Send(ctx, legs(before)); err != nil {
+	if err := s.Send(ctx, legsPCMU(before)); err != nil {
 		t.Fatal(err)
 	}
 	hold := call
 	hold.Paused = true
 	status, err := s.Reinvite(ctx, hold)
 	step("re-INVITE to hold", status, err)
-	if err := s.Send(ctx, legs(paused)); err != nil {
+	if err := s.Send(ctx, legsPCMU(paused)); err != nil {
 		t.Fatal(err)
 	}
 	// Resumed, and transferred: the re-INVITE names the new callee.
@@ -59,7 +55,7 @@ func TestHoldResumeAndMetadataUpdates(t *testing.T) {
 	resume.Callee = siprectest.Party{AOR: "sip:2002@pbx.example", Name: "Head of Year"}
 	status, err = s.Reinvite(ctx, resume)
 	step("re-INVITE to resume", status, err)
-	if err := s.Send(ctx, legs(after)); err != nil {
+	if err := s.Send(ctx, legsPCMU(after)); err != nil {
 		t.Fatal(err)
 	}
 	// Then a metadata-only UPDATE: the principal joins.

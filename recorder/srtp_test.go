@@ -90,11 +90,7 @@ func TestSRTPRekeyByReinvite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	speech := func(seed int64) []int16 { return g711RoundTrip(audio.SpeechLike(seed, 8000, 8000), "PCMU") }
-	before, after := [2][]int16{speech(11), speech(12)}, [2][]int16{speech(13), speech(14)}
-	legs := func(pcm [2][]int16) [2][][]byte {
-		return [2][][]byte{siprectest.EncodeG711("PCMU", pcm[0], 160), siprectest.EncodeG711("PCMU", pcm[1], 160)}
-	}
+	before, after := [2][]int16{speechPCMU(11), speechPCMU(12)}, [2][]int16{speechPCMU(13), speechPCMU(14)}
 	key, next := make([]byte, 30), make([]byte, 30)
 	rand.Read(key)
 	rand.Read(next)
@@ -106,7 +102,7 @@ func TestSRTPRekeyByReinvite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Send(ctx, legs(before)); err != nil {
+	if err := s.Send(ctx, legsPCMU(before)); err != nil {
 		t.Fatal(err)
 	}
 	plain := call
@@ -119,7 +115,7 @@ func TestSRTPRekeyByReinvite(t *testing.T) {
 	if status, err := s.Reinvite(ctx, rekey); err != nil || status != 200 {
 		t.Fatalf("re-INVITE with a new key: status %d, %v; want 200", status, err)
 	}
-	if err := s.Send(ctx, legs(after)); err != nil {
+	if err := s.Send(ctx, legsPCMU(after)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Bye(ctx); err != nil {

@@ -42,9 +42,10 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
 }
 
-// Signalling over TLS, with SRTP media, as a TLS deployment should run.
-func TestRecordsOverTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
+// tlsFixture is a fixture that also takes SIP over TLS with conf, on the
+// port it returns.
+func tlsFixture(t *testing.T, conf *tls.Config) (*fixture, int) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,9 +53,15 @@ func TestRecordsOverTLS(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	f := newFixture(t, func(r *recorder.Recorder) {
-		r.Listen = append(r.Listen, recorder.Listener{Network: "tls", Addr: fmt.Sprintf("127.0.0.1:%d", port),
-			TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+		r.Listen = append(r.Listen, recorder.Listener{Network: "tls", Addr: fmt.Sprintf("127.0.0.1:%d", port), TLS: conf})
 	})
+	return f, port
+}
+
+// Signalling over TLS, with SRTP media, as a TLS deployment should run.
+func TestRecordsOverTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	f, port := tlsFixture(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	if conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}); err != nil {
 		t.Fatalf("the TLS listener does not answer: %v", err)
 	} else {
@@ -123,17 +130,8 @@ func TestTLSClientCertificates(t *testing.T) {
 	cert, pool := selfSigned(t)
 	cas, issue := testCA(t)
 	_, otherIssue := testCA(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	f := newFixture(t, func(r *recorder.Recorder) {
-		r.Listen = append(r.Listen, recorder.Listener{Network: "tls", Addr: fmt.Sprintf("127.0.0.1:%d", port),
-			TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
-				ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: cas}})
-	})
+	f, port := tlsFixture(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: cas})
 	// Refused in the handshake: with TLS 1.3 the client hears it at its
 	// first read.
 	for _, tc := range []struct {
