@@ -35,6 +35,7 @@ func sipTestCmd(e *env) *ffcli.Command {
 		seconds                               int
 		srtpOn                                bool
 		wait                                  time.Duration
+		tlsFlags                              sipTestTLS
 	)
 	return e.command(spec{
 		name: "sip test", usage: "callvault sip test [flags]",
@@ -47,7 +48,7 @@ func sipTestCmd(e *env) *ffcli.Command {
 			"recording; its Call-ID starts callvault-sip-test- and its parties have no phone numbers.",
 		action: "sip.test",
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&addr, "sip", "127.0.0.1:5060", "the recorder's SIP address (UDP), as given to serve --sip")
+			fs.StringVar(&addr, "sip", "127.0.0.1:5060", "the recorder's SIP address, as given to serve --sip (UDP), or --sip-tls with --tls")
 			fs.StringVar(&from, "from", "", "this machine's address to send from (default: the one that routes to --sip)")
 			fs.StringVar(&codec, "codec", "PCMA", "PCMU or PCMA")
 			fs.IntVar(&seconds, "seconds", 5, "length of the test call")
@@ -55,6 +56,7 @@ func sipTestCmd(e *env) *ffcli.Command {
 			fs.StringVar(&user, "user", "", "digest user name, when serve has --sip-auth")
 			fs.StringVar(&passwordFile, "password-file", "", "file holding the digest password")
 			fs.DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the recording to be stored")
+			tlsFlags.register(fs)
 		},
 		run: func(ctx context.Context, dep *deployment, _ []string) error {
 			server, err := netip.ParseAddrPort(addr)
@@ -87,13 +89,32 @@ func sipTestCmd(e *env) *ffcli.Command {
 				call.SRTPKey = make([]byte, 30)
 				rand.Read(call.SRTPKey)
 			}
-			c, err := siprectest.NewClient(server)
-			if err != nil {
+			var c *siprectest.Client
+			if !tlsFlags.on && tlsFlags != (sipTestTLS{}) {
+				return fmt.Errorf("--tls-ca, --tls-name, --tls-cert and --tls-key are for --tls")
+			}
+			if tlsFlags.on {
+				conf, err := tlsFlags.config(server)
+				if err != nil {
+					return err
+				}
+				if err := probeTLS(server, conf); err != nil {
+					return err
+				}
+				c, err = siprectest.NewTLSClient(server, conf)
+				if err != nil {
+					return err
+				}
+			} else if c, err = siprectest.NewClient(server); err != nil {
 				return err
 			}
 			c.IP = local
 			defer c.Close()
-			fmt.Fprintf(e.stdout, "sending a %d s %s session from %s to %s (Call-ID %s)\n", seconds, codec, local, server, call.CallID)
+			transport := "UDP"
+			if tlsFlags.on {
+				transport = "TLS"
+			}
+			fmt.Fprintf(e.stdout, "sending a %d s %s session over %s from %s to %s (Call-ID %s)\n", seconds, codec, transport, local, server, call.CallID)
 			start := time.Now()
 			octx, cancel := context.WithTimeout(ctx, time.Duration(seconds)*time.Second+20*time.Second)
 			res, err := c.Run(octx, call)

@@ -38,7 +38,15 @@ func TestSIPTestCommand(t *testing.T) {
 	}
 	port := c0.LocalAddr().(*net.UDPAddr).Port
 	c0.Close()
-	srv, url := startServe(t, data, port, "--sip-auth="+auth)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsAddr := l.Addr().String()
+	l.Close()
+	pki := writePKI(t, dir)
+	srv, url := startServe(t, data, port, "--sip-auth="+auth, "--sip-tls="+tlsAddr, "--sip-tls-cert="+pki.serverCert,
+		"--sip-tls-key="+pki.serverKey, "--sip-tls-client-ca="+pki.ca)
 	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
@@ -51,6 +59,29 @@ func TestSIPTestCommand(t *testing.T) {
 		if err != nil || !strings.Contains(out, "OK: the recorder answered") || strings.Count(out, "100.00% of the samples sent are there") != 2 {
 			t.Errorf("sip test %v: %v\n%s", args, err, out)
 		}
+	}
+	// Over TLS with mutual authentication: each thing missing is named.
+	creds := []string{"sip", "test", "--data=" + data, "--sip=" + tlsAddr, "--seconds=1", "--wait=5s", "--user=sbc", "--password-file=" + pw, "--tls"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "give --tls-ca"},
+		{[]string{"--tls-ca=" + pki.ca}, "refused this machine's client certificate"},
+		{[]string{"--tls-ca=" + pki.ca, "--tls-name=recorder.example", "--tls-cert=" + pki.clientCert, "--tls-key=" + pki.clientKey}, "give --tls-name"},
+		{[]string{"--tls-ca=" + pki.ca, "--tls-cert=" + pki.clientCert}, "--tls-cert and --tls-key go together"},
+	} {
+		out, _, err := cli(t, append(creds, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("sip test --tls %v: %v\n%s; want an error saying %q", tc.args, err, out, tc.want)
+		}
+	}
+	if _, _, err := cli(t, "sip", "test", "--data="+data, "--sip="+addr, "--tls-ca="+pki.ca); err == nil || !strings.Contains(err.Error(), "are for --tls") {
+		t.Errorf("--tls-ca without --tls: %v", err)
+	}
+	out, _, err = cli(t, append(creds, "--seconds=2", "--srtp", "--tls-ca="+pki.ca, "--tls-cert="+pki.clientCert, "--tls-key="+pki.clientKey)...)
+	if err != nil || strings.Count(out, "100.00% of the samples sent are there") != 2 || !strings.Contains(out, "RTP/SAVP") {
+		t.Errorf("sip test over mutual TLS with SRTP: %v\n%s", err, out)
 	}
 	if m := metrics(t, url); !strings.Contains(m, `callvault_rtp_codec_packets_total{codec="PCMA"} `) || !strings.Contains(m, `callvault_rtp_codec_packets_total{codec="PCMU"} `) ||
 		!strings.Contains(m, `callvault_sip_rejected_total{code="401"} `) {
@@ -95,21 +126,8 @@ func TestReadSIPAuth(t *testing.T) {
 
 func TestReadClientCAs(t *testing.T) {
 	dir := t.TempDir()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "trust SBC CA"}, IsCA: true,
-		BasicConstraintsValid: true, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(good, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if pool, err := readClientCAs(good); err != nil || pool == nil {
+	pki := writePKI(t, dir)
+	if pool, err := readClientCAs(pki.ca); err != nil || pool == nil {
 		t.Errorf("readClientCAs(a CA certificate) = %v, %v", pool, err)
 	}
 	bad := filepath.Join(dir, "key.pem")
@@ -121,4 +139,55 @@ func TestReadClientCAs(t *testing.T) {
 			t.Errorf("readClientCAs(%s) = %v; want an error saying %q", filepath.Base(path), err, want)
 		}
 	}
+}
+
+// pki is a test CA's files: its certificate, a server certificate for
+// 127.0.0.1 and a client certificate, both signed by it, and their keys.
+type pki struct{ ca, serverCert, serverKey, clientCert, clientKey string }
+
+func writePKI(t *testing.T, dir string) pki {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "trust SBC CA"}, IsCA: true,
+		BasicConstraintsValid: true, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	write := func(name string, block *pem.Block) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	leaf := func(name string, serial int64, tmpl *x509.Certificate) (string, string) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = big.NewInt(serial), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write(name+".pem", &pem.Block{Type: "CERTIFICATE", Bytes: der}), write(name+"-key.pem", &pem.Block{Type: "EC PRIVATE KEY", Bytes: k})
+	}
+	var p pki
+	p.ca = write("ca.pem", &pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	p.serverCert, p.serverKey = leaf("recorder", 2, &x509.Certificate{Subject: pkix.Name{CommonName: "recorder"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	p.clientCert, p.clientKey = leaf("sbc", 3, &x509.Certificate{Subject: pkix.Name{CommonName: "sbc.example"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return p
 }
