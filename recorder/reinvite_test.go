@@ -9,6 +9,7 @@ import (
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/audio"
 	"github.com/callvault/callvault/recorder/siprectest"
+	"github.com/callvault/callvault/siprec"
 )
 
 // Hold and resume by re-INVITE, and metadata updates by re-INVITE and by
@@ -109,5 +110,63 @@ func TestHoldResumeAndMetadataUpdates(t *testing.T) {
 	slices.Sort(exts)
 	if !slices.Equal(exts, []string{"2001", "2002", "2003"}) || rec.Direction != callvault.DirectionInbound {
 		t.Errorf("staff extensions %v, direction %s; want 2001, 2002 and 2003 (everyone who took part), inbound", exts, rec.Direction)
+	}
+}
+
+// Session-timer refreshes (RFC 4028) go through without touching the
+// recording: a re-INVITE without a body gets a 2xx offering the session as
+// it is (the same ports, receive-only), and an UPDATE without a body a 200.
+func TestSessionRefresh(t *testing.T) {
+	f := newFixture(t)
+	c, err := siprectest.NewClient(f.sip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	first, second := [2][]int16{speechPCMU(21), speechPCMU(22)}, [2][]int16{speechPCMU(23), speechPCMU(24)}
+	call := siprectest.Call{CallID: "refresh@sbc.example",
+		Caller: siprectest.Party{AOR: "sip:+447700900123@pstn.example"}, Callee: siprectest.Party{AOR: "sip:2001@pbx.example"}}
+	ctx := context.Background()
+	s, err := c.Dial(ctx, call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Send(ctx, legsPCMU(first)); err != nil {
+		t.Fatal(err)
+	}
+	status, body, err := s.Refresh(ctx)
+	if err != nil || status != 200 {
+		t.Fatalf("re-INVITE without a body: status %d, %v; want 200", status, err)
+	}
+	offer, err := siprec.ParseOffer(body)
+	if err != nil {
+		t.Fatalf("the 200 to a re-INVITE without a body carries no SDP offer: %v\n%s", err, body)
+	}
+	for i, st := range offer.Streams {
+		if st.Port != int(s.Dest[i].Port()) || st.Direction != siprec.RecvOnly {
+			t.Errorf("offered stream %d: port %d %s; want the session's port %d, recvonly", i, st.Port, st.Direction, s.Dest[i].Port())
+		}
+	}
+	if status, err := s.RefreshByUpdate(ctx); err != nil || status != 200 {
+		t.Errorf("UPDATE without a body: status %d, %v; want 200", status, err)
+	}
+	if err := s.Send(ctx, legsPCMU(second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := f.waitRecording(t, call.CallID)
+	left, right := f.channels(t, rec)
+	for i, ch := range [][]int16{left, right} {
+		_, ok1 := audio.Find(ch, first[i])
+		_, ok2 := audio.Find(ch, second[i])
+		if ok1 < 0.99 || ok2 < 0.99 {
+			t.Errorf("channel %d: the audio before the refreshes (%.1f%%) or after them (%.1f%%) is not all there", i, 100*ok1, 100*ok2)
+		}
+	}
+	if len(rec.Pauses) != 0 {
+		t.Errorf("pauses %+v; a refresh is not a pause", rec.Pauses)
 	}
 }

@@ -43,6 +43,19 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 		r.respond(tx, req, 500, "Server Internal Error", "CSeq out of order")
 		return
 	}
+	if req.IsInvite() && len(req.Body()) == 0 {
+		// An offerless re-INVITE (a session-timer refresh, RFC 4028, or a
+		// client asking for an offer): the 2xx offers the session as it
+		// is, the last answer unchanged; the ACK's answer changes nothing.
+		r.mu.Lock()
+		sdp := s.answer
+		r.mu.Unlock()
+		res := sip.NewSDPResponseFromRequest(req, sdp)
+		if err := tx.Respond(res); err != nil {
+			r.log().Warn("sip: could not answer a re-INVITE", "call_id", callID, "err", err)
+		}
+		return
+	}
 	offer, metaBody, err := readOffer(req)
 	switch {
 	case req.Method == sip.UPDATE && (len(req.Body()) == 0 || errors.Is(err, siprec.ErrNoSDP)):
@@ -95,6 +108,9 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 	} else {
 		s.media.Resume()
 	}
+	r.mu.Lock()
+	s.answer = answer
+	r.mu.Unlock()
 	res := sip.NewSDPResponseFromRequest(req, answer)
 	if err := tx.Respond(res); err != nil {
 		r.log().Warn("sip: could not answer a re-INVITE", "call_id", callID, "err", err)

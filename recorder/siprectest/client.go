@@ -377,6 +377,38 @@ func (s *Session) Reinvite(ctx context.Context, call Call) (int, error) {
 	return res.StatusCode, nil
 }
 
+// Refresh sends a re-INVITE without a body, as a session-timer refresh
+// (RFC 4028) may be: the recorder's 2xx carries an offer, which the ACK
+// answers with the session's SDP. It returns the status and the SDP of the
+// recorder's offer.
+func (s *Session) Refresh(ctx context.Context) (int, []byte, error) {
+	req := sip.NewRequest(sip.INVITE, s.remote())
+	res, err := s.dialog.Do(ctx, req)
+	if err != nil {
+		return 0, nil, err
+	}
+	if res.IsSuccess() {
+		ack := sip.NewRequest(sip.ACK, s.remote())
+		ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
+		ack.SetBody([]byte(sdpBody(s.call, s.client.IP, s.ports)))
+		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		if err := s.dialog.WriteRequest(ack); err != nil {
+			return res.StatusCode, res.Body(), err
+		}
+	}
+	return res.StatusCode, res.Body(), nil
+}
+
+// RefreshByUpdate sends an UPDATE without a body, the other way a session
+// timer refreshes, and returns the status.
+func (s *Session) RefreshByUpdate(ctx context.Context) (int, error) {
+	res, err := s.dialog.Do(ctx, sip.NewRequest(sip.UPDATE, s.remote()))
+	if err != nil {
+		return 0, err
+	}
+	return res.StatusCode, nil
+}
+
 // Update sends an UPDATE carrying call's metadata alone (RFC 7866 §8.3).
 func (s *Session) Update(ctx context.Context, call Call) (int, error) {
 	req := sip.NewRequest(sip.UPDATE, s.remote())
@@ -449,6 +481,15 @@ func (s *Session) Send(ctx context.Context, legs [2][][]byte) error {
 // streams (labels 1 and 2, inactive when call.Paused) on ports, and
 // metadata saying the caller sends 1 and the callee 2.
 func Body(call Call, ip netip.Addr, ports [2]int) ([]byte, string) {
+	const boundary = "callvault-siprectest"
+	body := "--" + boundary + "\r\nContent-Type: application/sdp\r\n\r\n" + sdpBody(call, ip, ports) +
+		"\r\n--" + boundary + "\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n" + Metadata(call) +
+		"\r\n--" + boundary + "--\r\n"
+	return []byte(body), boundary
+}
+
+// sdpBody is the SDP of Body.
+func sdpBody(call Call, ip netip.Addr, ports [2]int) string {
 	call = call.withDefaults()
 	pt := call.payloadType()
 	rtpmap := map[string]string{"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/8000", "OPUS": "opus/48000/2"}[call.Codec]
@@ -475,11 +516,7 @@ func Body(call Call, ip netip.Addr, ports [2]int) ([]byte, string) {
 		fmt.Fprintf(&sdp, "m=audio %d %s %d 101\r\na=rtpmap:%d %s\r\na=rtpmap:101 telephone-event/%d\r\na=ptime:20\r\n%sa=%s\r\na=label:%d\r\n",
 			p, proto, pt, pt, rtpmap, call.clock(), crypto, dir, i+1)
 	}
-	const boundary = "callvault-siprectest"
-	body := "--" + boundary + "\r\nContent-Type: application/sdp\r\n\r\n" + sdp.String() +
-		"\r\n--" + boundary + "\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n" + Metadata(call) +
-		"\r\n--" + boundary + "--\r\n"
-	return []byte(body), boundary
+	return sdp.String()
 }
 
 // Metadata is the RFC 7865 recording metadata of a call: the caller sends
