@@ -103,9 +103,10 @@ const srtpReplayWindow = 256
 // After a new key is offered (Session.Rekey) the receiver holds more than
 // one context: the new key, once more with the rollover counter carried
 // over if it had moved (RFC 4568 leaves open whether a sender starts the
-// new key's counter again, and implementations differ), and the old key,
-// for packets sent before the switch and still in flight. The first one
-// that authenticates a packet of the new key becomes the only one.
+// new key's counter again, and implementations differ), and the keys
+// before, for packets sent before the switch and still in flight. The
+// first context that authenticates a packet of the new key becomes the
+// only one.
 type srtpReceiver struct {
 	ctxs []srtpCtx  // ctxs[0] is tried first
 	hdr  rtp.Header // scratch for pion
@@ -147,7 +148,7 @@ func newSRTPReceiver(label string, k SRTPKey) (*srtpReceiver, error) {
 
 // rekey returns the receiver after the sender offered key k: k first (with
 // a rollover counter of 0 for the stream's current SSRC, and then, if that
-// is not 0, with the old one), the old key last. If k is the key in use
+// is not 0, with the old one), the keys before last. If k is the key in use
 // already, the receiver is the same. The caller holds st.mu.
 func (st *Stream) rekey(k SRTPKey) (*srtpReceiver, error) {
 	old := st.srtp
@@ -163,18 +164,35 @@ func (st *Stream) rekey(k SRTPKey) (*srtpReceiver, error) {
 	if old == nil {
 		return r, nil // a stream that was plain RTP: only the new key
 	}
-	if roc, ok := old.ctxs[0].ctx.ROC(st.ssrc); ok && st.haveSSRC && roc != 0 {
-		carried, err := newSRTPContext(st.label, k)
-		if err != nil {
-			return nil, err
+	for _, c := range old.ctxs {
+		roc, ok := c.ctx.ROC(st.ssrc)
+		if !ok || !st.haveSSRC {
+			continue // a key not seen in use yet has no counter
 		}
-		carried.ctx.SetROC(st.ssrc, roc)
-		carried.next = true
-		r.ctxs = append(r.ctxs, carried)
+		if roc != 0 {
+			carried, err := newSRTPContext(st.label, k)
+			if err != nil {
+				return nil, err
+			}
+			carried.ctx.SetROC(st.ssrc, roc)
+			carried.next = true
+			r.ctxs = append(r.ctxs, carried)
+		}
+		break
 	}
-	r.ctxs = append(r.ctxs, old.ctxs[0])
+	// The keys before stay, for packets in flight, as old keys: a key
+	// offered earlier and never seen in use (two new keys in a row) must
+	// not displace the newest when a packet of it comes.
+	for _, c := range old.ctxs[:min(len(old.ctxs), maxOldKeys)] {
+		c.next = false
+		r.ctxs = append(r.ctxs, c)
+	}
 	return r, nil
 }
+
+// maxOldKeys bounds the keys kept for packets in flight when new keys
+// come faster than packets.
+const maxOldKeys = 4
 
 // unprotect turns an SRTP packet into the RTP packet it protects, or counts
 // why it cannot: too short or not RTP (malformed), a cryptex header

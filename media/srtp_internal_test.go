@@ -178,6 +178,44 @@ func TestRekey(t *testing.T) {
 	}
 }
 
+// TestRekeyTwiceBeforeUse: two new keys offered before a packet of the
+// first (hold, then resume, each with a key): the newest is used, late
+// packets of the first key still pass, and a packet of the key that was
+// never used does not displace the newest.
+func TestRekeyTwiceBeforeUse(t *testing.T) {
+	const ssrc = 0x77
+	first, _ := NewSRTPKey("AES_CM_128_HMAC_SHA1_80")
+	skipped, _ := NewSRTPKey("AES_CM_128_HMAC_SHA1_80")
+	newest, _ := NewSRTPKey("AES_CM_128_HMAC_SHA1_80")
+	s, st := testSession(t, Config{}, func(sc *StreamConfig) { sc.SRTP = &first })
+	k := 0
+	send := func(seal func([]byte) []byte) {
+		feed(st, seal(rtpBytes(ssrc, uint16(k), uint32(160*k), 0, tone(8))), int64(160*k))
+		k++
+	}
+	sealFirst, sealSkipped, sealNewest := sealer(t, first), sealer(t, skipped), sealer(t, newest)
+	for range 5 {
+		send(sealFirst)
+	}
+	for _, key := range []SRTPKey{skipped, newest} {
+		if err := s.Rekey(st.label, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(sealFirst)   // in flight from before: taken
+	send(sealSkipped) // the key offered and replaced before use: taken, but it is not the new key
+	for range 5 {
+		send(sealNewest)
+	}
+	send(sealFirst) // after the newest is seen: refused
+	if st.c.packets != 12 || st.c.authFailed != 1 {
+		t.Errorf("%d packets, %d failing authentication; want 12, 1", st.c.packets, st.c.authFailed)
+	}
+	if len(st.srtp.ctxs) != 1 || !st.srtp.ctxs[0].key.equal(newest) {
+		t.Errorf("%d keys kept, the first %v; want only the newest", len(st.srtp.ctxs), st.srtp.ctxs[0].key.equal(newest))
+	}
+}
+
 // TestRekeyRefusals: the same key again changes nothing; an unusable key or
 // an unknown stream is an error, and the stream goes on with its key.
 func TestRekeyRefusals(t *testing.T) {
