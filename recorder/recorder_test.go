@@ -125,6 +125,51 @@ func (f *fixture) channels(t testing.TB, rec *callvault.Recording) (left, right 
 	return left, right
 }
 
+// dialAndSend opens call from a client of its own, as Dial does, and sends
+// the first audio, before. finishAndCheck ends it.
+func (f *fixture) dialAndSend(t *testing.T, call siprectest.Call, before [2][]int16) *siprectest.Session {
+	t.Helper()
+	c, err := siprectest.NewClient(f.sip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s, err := c.Dial(context.Background(), call)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Send(context.Background(), legsPCMU(before)); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// finishAndCheck sends the last audio of a session made by Dial, hangs up,
+// and checks that each channel of the stored recording holds what was
+// sent before (around whatever the test did in between) and after: at
+// least 99% of the samples of each.
+func (f *fixture) finishAndCheck(t *testing.T, s *siprectest.Session, callID, between string, before, after [2][]int16) *callvault.Recording {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.Send(ctx, legsPCMU(after)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := f.waitRecording(t, callID)
+	left, right := f.channels(t, rec)
+	for i, ch := range [][]int16{left, right} {
+		_, okB := audio.Find(ch, before[i])
+		_, okA := audio.Find(ch, after[i])
+		if okB < 0.99 || okA < 0.99 {
+			t.Errorf("channel %d: the audio before %s (%.1f%%) or after (%.1f%%) is not all there", i, between, 100*okB, 100*okA)
+		}
+	}
+	return rec
+}
+
 // speechPCMU is a second of speech-like audio as it comes through PCMU.
 func speechPCMU(seed int64) []int16 {
 	return g711RoundTrip(audio.SpeechLike(seed, 8000, 8000), "PCMU")

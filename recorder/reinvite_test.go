@@ -118,23 +118,11 @@ func TestHoldResumeAndMetadataUpdates(t *testing.T) {
 // it is (the same ports, receive-only), and an UPDATE without a body a 200.
 func TestSessionRefresh(t *testing.T) {
 	f := newFixture(t)
-	c, err := siprectest.NewClient(f.sip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	first, second := [2][]int16{speechPCMU(21), speechPCMU(22)}, [2][]int16{speechPCMU(23), speechPCMU(24)}
 	call := siprectest.Call{CallID: "refresh@sbc.example",
 		Caller: siprectest.Party{AOR: "sip:+447700900123@pstn.example"}, Callee: siprectest.Party{AOR: "sip:2001@pbx.example"}}
 	ctx := context.Background()
-	s, err := c.Dial(ctx, call)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Send(ctx, legsPCMU(first)); err != nil {
-		t.Fatal(err)
-	}
+	s := f.dialAndSend(t, call, first)
 	status, body, err := s.Refresh(ctx)
 	if err != nil || status != 200 {
 		t.Fatalf("re-INVITE without a body: status %d, %v; want 200", status, err)
@@ -151,21 +139,7 @@ func TestSessionRefresh(t *testing.T) {
 	if status, err := s.RefreshByUpdate(ctx); err != nil || status != 200 {
 		t.Errorf("UPDATE without a body: status %d, %v; want 200", status, err)
 	}
-	if err := s.Send(ctx, legsPCMU(second)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rec := f.waitRecording(t, call.CallID)
-	left, right := f.channels(t, rec)
-	for i, ch := range [][]int16{left, right} {
-		_, ok1 := audio.Find(ch, first[i])
-		_, ok2 := audio.Find(ch, second[i])
-		if ok1 < 0.99 || ok2 < 0.99 {
-			t.Errorf("channel %d: the audio before the refreshes (%.1f%%) or after them (%.1f%%) is not all there", i, 100*ok1, 100*ok2)
-		}
-	}
+	rec := f.finishAndCheck(t, s, call.CallID, "the refreshes", first, second)
 	if len(rec.Pauses) != 0 {
 		t.Errorf("pauses %+v; a refresh is not a pause", rec.Pauses)
 	}

@@ -85,11 +85,6 @@ func TestSRTPWithTheWrongKeyRecordsSilence(t *testing.T) {
 // and changes nothing.
 func TestSRTPRekeyByReinvite(t *testing.T) {
 	f := newFixture(t)
-	c, err := siprectest.NewClient(f.sip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	before, after := [2][]int16{speechPCMU(11), speechPCMU(12)}, [2][]int16{speechPCMU(13), speechPCMU(14)}
 	key, next := make([]byte, 30), make([]byte, 30)
 	rand.Read(key)
@@ -97,14 +92,7 @@ func TestSRTPRekeyByReinvite(t *testing.T) {
 	call := siprectest.Call{CallID: "rekey@sbc", SRTPKey: key,
 		Caller: siprectest.Party{AOR: "sip:+447700900123@pstn.example"}, Callee: siprectest.Party{AOR: "sip:2001@pbx.example"}}
 	ctx := context.Background()
-	s, err := c.Dial(ctx, call)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Send(ctx, legsPCMU(before)); err != nil {
-		t.Fatal(err)
-	}
+	s := f.dialAndSend(t, call, before)
 	plain := call
 	plain.SRTPKey = nil
 	if status, err := s.Reinvite(ctx, plain); err != nil || status != 488 {
@@ -115,19 +103,5 @@ func TestSRTPRekeyByReinvite(t *testing.T) {
 	if status, err := s.Reinvite(ctx, rekey); err != nil || status != 200 {
 		t.Fatalf("re-INVITE with a new key: status %d, %v; want 200", status, err)
 	}
-	if err := s.Send(ctx, legsPCMU(after)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rec := f.waitRecording(t, call.CallID)
-	left, right := f.channels(t, rec)
-	for i, ch := range [][]int16{left, right} {
-		_, okB := audio.Find(ch, before[i])
-		_, okA := audio.Find(ch, after[i])
-		if okB < 0.99 || okA < 0.99 {
-			t.Errorf("channel %d: the audio before the new key (%.1f%%) or after it (%.1f%%) is not all there", i, 100*okB, 100*okA)
-		}
-	}
+	f.finishAndCheck(t, s, call.CallID, "the new key", before, after)
 }
