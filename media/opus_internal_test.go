@@ -3,15 +3,12 @@ package media
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
-	"io"
 	"math"
-	"os"
 	"runtime"
 	"testing"
 	"time"
 
-	"github.com/pion/opus/pkg/oggreader"
+	"github.com/callvault/callvault/cvtest"
 )
 
 // The files in testdata/opus are 2 s of audio.SpeechLike(11, ...) encoded
@@ -23,28 +20,7 @@ var opusFixtures = []string{"silk-nb", "silk-wb", "hybrid", "celt"}
 // fixturePackets returns the Opus packets of testdata/opus/name.opus.
 func fixturePackets(t testing.TB, name string) [][]byte {
 	t.Helper()
-	f, err := os.Open("testdata/opus/" + name + ".opus")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, _, err := oggreader.NewWith(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out [][]byte
-	for {
-		p, _, err := r.ParseNextPacket()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.HasPrefix(p, []byte("OpusTags")) && !bytes.HasPrefix(p, []byte("OpusHead")) {
-			out = append(out, bytes.Clone(p))
-		}
-	}
+	return cvtest.OggOpusPackets(t, "testdata/opus/"+name+".opus")
 }
 
 func TestOpusSamples(t *testing.T) {

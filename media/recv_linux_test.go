@@ -38,6 +38,28 @@ func unread(t testing.TB, st *Stream) {
 	st.rd.remove(st)
 }
 
+// queue takes st off its reader and returns a function that sends it
+// packets from to to (exclusive) of a 20 ms tone, which wait in its
+// socket until something reads it.
+func queue(t *testing.T, st *Stream) func(from, to int) {
+	t.Helper()
+	unread(t, st)
+	dst := addr(t, st)
+	snd, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snd.Close() })
+	return func(from, to int) {
+		t.Helper()
+		for k := from; k < to; k++ {
+			if _, err := snd.WriteToUDPAddrPort(rtpBytes(1, uint16(k), uint32(160*k), 0, tone(8)), dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // addr is the address of the stream's socket.
 func addr(t testing.TB, st *Stream) netip.AddrPort {
 	t.Helper()
@@ -120,18 +142,8 @@ func TestKernelArrival(t *testing.T) {
 // bound again).
 func TestFinishReadsQueued(t *testing.T) {
 	s, st := testSession(t, Config{}, func(sc *StreamConfig) { sc.Remote = netip.AddrPort{} })
-	unread(t, st)
 	to := addr(t, st)
-	snd, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snd.Close()
-	for k := range 20 {
-		if _, err := snd.WriteToUDPAddrPort(rtpBytes(1, uint16(k), uint32(160*k), 0, tone(8)), to); err != nil {
-			t.Fatal(err)
-		}
-	}
+	queue(t, st)(0, 20)
 	if _, err := s.Finish(); err != nil {
 		t.Fatal(err)
 	}
@@ -150,21 +162,7 @@ func TestFinishReadsQueued(t *testing.T) {
 // at Pause is recorded, what waits at Resume is not.
 func TestPauseTakesQueued(t *testing.T) {
 	s, st := testSession(t, Config{}, func(sc *StreamConfig) { sc.Remote = netip.AddrPort{} })
-	unread(t, st)
-	to := addr(t, st)
-	snd, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snd.Close()
-	send := func(from, to_ int) {
-		t.Helper()
-		for k := from; k < to_; k++ {
-			if _, err := snd.WriteToUDPAddrPort(rtpBytes(1, uint16(k), uint32(160*k), 0, tone(8)), to); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	send := queue(t, st)
 	send(0, 5)
 	if err := s.Pause(); err != nil {
 		t.Fatal(err)

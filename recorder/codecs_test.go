@@ -1,51 +1,19 @@
 package recorder_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pion/opus/pkg/oggreader"
-
 	"github.com/callvault/callvault"
 	"github.com/callvault/callvault/audio"
+	"github.com/callvault/callvault/cvtest"
 	"github.com/callvault/callvault/media"
 	"github.com/callvault/callvault/recorder/siprectest"
 )
-
-// oggPackets reads the audio packets of an Ogg Opus file.
-func oggPackets(t *testing.T, path string) [][]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, _, err := oggreader.NewWith(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	var out [][]byte
-	for {
-		p, _, err := r.ParseNextPacket()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if !bytes.HasPrefix(p, []byte("OpusHead")) && !bytes.HasPrefix(p, []byte("OpusTags")) {
-			out = append(out, bytes.Clone(p))
-		}
-	}
-}
 
 // G.722 and Opus sessions from the Go client: each channel holds, sample
 // for sample, the decoding of the payloads sent on its stream (media.Decode
@@ -70,7 +38,7 @@ func TestRecordsG722AndOpus(t *testing.T) {
 		legs            [2][][]byte
 	}{
 		{"G722", "G722/8000", [2][][]byte{g722(100), g722(100)}},
-		{"OPUS", "opus/48000/2", [2][][]byte{oggPackets(t, filepath.Join(opus, "hybrid.opus")), oggPackets(t, filepath.Join(opus, "silk-wb.opus"))}},
+		{"OPUS", "opus/48000/2", [2][][]byte{cvtest.OggOpusPackets(t, filepath.Join(opus, "hybrid.opus")), cvtest.OggOpusPackets(t, filepath.Join(opus, "silk-wb.opus"))}},
 	} {
 		t.Run(tc.codec, func(t *testing.T) {
 			f := newFixture(t)
