@@ -577,17 +577,17 @@ func (st *Stream) placeByClock(arrPos int64, n int) int64 {
 	return pos
 }
 
-// flushStale plays out held packets that have waited longer than the
-// reorder window (the stream went quiet with a hole in it) and writes the
-// buffer out. The syncer calls it so that the tail of a stream reaches the
-// disk without a timer per stream. A missing packet that arrived in time
-// but waits in the socket for the reader's next pass is collected first.
+// flushStale reads what waits in the socket, plays out held packets that
+// have waited longer than the reorder window (the stream went quiet with a
+// hole in it) and writes the buffer out. The syncer calls it before each
+// sync, so that the sync holds all that arrived before it, whatever the
+// readers' pace, and the tail of a stream reaches the disk without a timer
+// per stream. A missing packet that arrived in time but waited in the
+// socket is so taken before the hole is given up.
 func (st *Stream) flushStale(now int64) {
+	st.collect()
 	if st.held > 0 && now-st.holdSince >= st.sess.reorder {
-		st.collect()
-		if st.held > 0 && now-st.holdSince >= st.sess.reorder {
-			st.drain()
-		}
+		st.drain()
 	}
 	st.track.flush()
 }

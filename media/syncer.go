@@ -135,8 +135,9 @@ func containsFS(fss []*fileSystem, fs *fileSystem) bool {
 
 // writeOut reads the session's sockets, then writes what its streams have
 // buffered (and the tail of a stream that went quiet with a hole in its
-// reorder buffer) and the progress file. Where the file system cannot be synced as a whole (s.fs is
-// nil), it fsyncs the files it wrote too. It reports whether the session is
+// reorder buffer; see Stream.flushStale) and the progress file. Where the
+// file system cannot be synced as a whole (s.fs is nil), it fsyncs the
+// files it wrote too. It reports whether the session is
 // still being synced.
 func (s *Session) writeOut() bool {
 	s.syncMu.Lock()
@@ -151,7 +152,6 @@ func (s *Session) writeOut() bool {
 	var errs []error
 	for _, st := range streams {
 		st.mu.Lock()
-		st.collect() // what arrived before the sync goes into it, whatever the readers' pace
 		st.flushStale(int64(now))
 		dirty, f := st.track.dirty, st.track.f
 		st.track.dirty = false
