@@ -523,6 +523,16 @@ func (s *Session) Finish() (*Spool, error) {
 		errs = append(errs, err)
 	}
 	d := s.since(end)
+	// A stream is placed by its first packet's arrival, so one whose first
+	// packet came late runs late throughout, and its last audio, which
+	// arrived before the end, lies after it. The session lasts until that
+	// audio ends, so that nothing received is cut off; the timeline keeps
+	// such a shift within 2 Resync.
+	for _, st := range streams {
+		if st.track.started {
+			d = max(d, min(time.Duration(st.track.head()*nsPerSample), s.since(end)+time.Duration(2*s.resync*nsPerSample)))
+		}
+	}
 	if s.hdr.PausedSince != nil {
 		s.hdr.Paused = append(s.hdr.Paused, Interval{From: *s.hdr.PausedSince, To: d})
 		s.hdr.PausedSince = nil

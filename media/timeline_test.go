@@ -287,3 +287,36 @@ func TestLateStart(t *testing.T) {
 		t.Errorf("the spool file of a stream with 40 ms of audio uses %d bytes on disk", used)
 	}
 }
+
+// TestLateFirstPacket: the first packet arrives 30 ms late (the sender was
+// descheduled), the rest on time, and the session ends as the last one
+// arrives. The stream is placed by its first packet, so it runs 30 ms late
+// throughout; the session lasts until its audio ends, and none of it is
+// cut off.
+func TestLateFirstPacket(t *testing.T) {
+	h := newHarness(t, 2, media.Config{})
+	const late = 240 // 30 ms
+	want := make([]int16, 16000+late)
+	for k := range 99 {
+		pos := int64(160 * k)
+		arrival := pos + 160 // sent as its 20 ms is over
+		if k == 0 {
+			arrival += late
+		}
+		h.send(arrival, 7, uint16(k), uint32(160*k), pos, false)
+		copy(want[pos+160+late:], decode(0, encode(0, h.speech[pos:pos+160])))
+	}
+	h.at(99 * 160)
+	sp, err := h.sess.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, end := sp.Duration(), time.Duration(len(want))*time.Second/8000; d != end {
+		t.Errorf("the session lasts %v; want %v, until the last audio ends", d, end)
+	}
+	left, _ := render(t, sp)
+	compare(t, "left", left, want[:len(left)])
+	if st := h.sess.Stats().Streams[0]; st.Lost != 0 || st.Resyncs != 0 {
+		t.Errorf("lost %d, resyncs %d; want 0, 0", st.Lost, st.Resyncs)
+	}
+}
