@@ -9,8 +9,9 @@ import (
 // audio that was sent: it finds want's loudest 20 ms at 8 kHz (160
 // samples), which must be there exactly, and returns where want starts in
 // got and the share of want's samples that are identical there. A packet
-// lost on the way costs 160 samples of the share. It returns -1 and 0
-// when want is not there (or is shorter than 160 samples).
+// lost on the way costs 160 samples of the share, and so does each 160 of
+// want that runs past the end of got (a recording cut short). It returns
+// -1 and 0 when want is not there (or is shorter than 160 samples).
 func Find(got, want []int16) (offset int, share float64) {
 	const frame = 160
 	if len(want) < frame {
@@ -33,11 +34,11 @@ func Find(got, want []int16) (offset int, share float64) {
 			continue
 		}
 		off := i/2 - loudest
-		if off < 0 || off+len(want) > len(got) {
+		if off < 0 {
 			continue
 		}
 		same := 0
-		for j, v := range want {
+		for j, v := range want[:min(len(want), len(got)-off)] {
 			if got[off+j] == v {
 				same++
 			}

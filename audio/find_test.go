@@ -24,6 +24,11 @@ func TestFind(t *testing.T) {
 	if off, share := audio.Find(lost, want); off != 1234 || share >= 1 || share < 0.97 {
 		t.Errorf("with one packet lost Find = %d, %.4f; want 1234 and a share just under 1", off, share)
 	}
+	// A recording cut short: the last packet's 160 samples are missing.
+	cut := got[:1234+len(want)-160]
+	if off, share := audio.Find(cut, want); off != 1234 || share != float64(len(want)-160)/float64(len(want)) {
+		t.Errorf("cut short by 160 samples: Find = %d, %.4f; want 1234, %.4f", off, share, float64(len(want)-160)/float64(len(want)))
+	}
 	// Not there at all; too short to look for.
 	if off, share := audio.Find(got, audio.SpeechLike(5, 8000, 8000)); off != -1 || share != 0 {
 		t.Errorf("other audio: Find = %d, %.3f; want -1, 0", off, share)
