@@ -18,7 +18,8 @@ import (
 // background; the spool stays until the recording is stored.
 func (r *Recorder) finish(s *session, why string) {
 	sp, err := s.media.Finish()
-	st := s.media.Stats().Total
+	stats := s.media.Stats()
+	st := stats.Total
 	r.mu.Lock()
 	r.done.Add(st)
 	s.counted = true
@@ -48,8 +49,31 @@ func (r *Recorder) finish(s *session, why string) {
 		}
 		r.log().Info("recording session ended", "call_id", s.callID, "why", why, "duration", sp.Duration().Round(time.Millisecond),
 			"packets", st.Packets, "lost", st.Lost, "late", st.Late, "duplicates", st.Duplicates, "wrong_source", st.WrongSource,
-			"resyncs", st.Resyncs, "jitter", st.Jitter)
+			"resyncs", st.Resyncs, "jitter", st.Jitter, "streams", streamSummary(stats.Streams))
 	}()
+}
+
+// streamSummary says, stream by stream, what arrived and what was dropped,
+// for the log line that ends a session: a stream that recorded nothing
+// names its reason (wrong key, wrong source, nothing sent).
+func streamSummary(streams []media.StreamStats) string {
+	var b strings.Builder
+	for i, s := range streams {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: %d datagrams, %d packets, %d lost", s.Label, s.Datagrams, s.Packets, s.Lost)
+		for _, c := range []struct {
+			n    uint64
+			what string
+		}{{s.AuthFailed, "failed SRTP authentication"}, {s.WrongSource, "from the wrong source"}, {s.Malformed, "malformed"},
+			{s.Duplicates, "duplicates"}, {s.Late, "late"}, {s.UnknownPT, "of unknown payload type"}} {
+			if c.n > 0 {
+				fmt.Fprintf(&b, ", %d %s", c.n, c.what)
+			}
+		}
+	}
+	return b.String()
 }
 
 // Retries of a recording that could not be stored: the database or the
