@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,14 +42,28 @@ func startServe(t *testing.T, data string, sipPort int, extra ...string) (*exec.
 		t.Fatal(err)
 	}
 	ready := make(chan struct{})
+	var (
+		logMu sync.Mutex
+		log   []string
+	)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			logMu.Lock()
+			log = append(log, sc.Text())
+			logMu.Unlock()
 			if strings.Contains(sc.Text(), "SIPREC recording server listening") {
 				close(ready)
 			}
 		}
 	}()
+	t.Cleanup(func() { // a failed test shows what serve said
+		if t.Failed() {
+			logMu.Lock()
+			t.Logf("serve's log:\n%s", strings.Join(log, "\n"))
+			logMu.Unlock()
+		}
+	})
 	urls := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
