@@ -104,7 +104,8 @@ type Recorder struct {
 	// clients: a few get a 403, then they are ignored (a scanner learns
 	// nothing and costs nothing).
 	strangers *throttle.Limiter
-	wg        sync.WaitGroup // sessions being stored
+	storing   int        // sessions being stored (a BYE may start one while Close waits)
+	stored    *sync.Cond // on mu: broadcast as each store ends (see storeCond)
 	acad      academyCache
 	stopping  chan struct{}     // closed by Close: retries give up, spools stay
 	done      media.StreamStats // media counters of the sessions that ended
@@ -133,8 +134,13 @@ type session struct {
 
 	lastData  uint64
 	lastHeard time.Time
-	ending    bool
-	counted   bool // its media counters are in Recorder.done
+	// Session timer (RFC 4028): what was agreed, when the session was
+	// last refreshed, whether the recorder's own refresh is under way.
+	timer       sessionTimer
+	refreshedAt time.Time
+	refreshing  bool
+	ending      bool
+	counted     bool // its media counters are in Recorder.done
 }
 
 // spoolMeta is what the recorder keeps in the spool header to make the
@@ -256,7 +262,11 @@ func (r *Recorder) Close() error {
 		// and their spools wait for the next start.
 		r.stopOnce.Do(func() { time.AfterFunc(5*time.Second, func() { close(r.stopping) }) })
 	}
-	r.wg.Wait()
+	r.mu.Lock()
+	for r.storing > 0 {
+		r.storeCond().Wait()
+	}
+	r.mu.Unlock()
 	r.closeListeners()
 	if r.srv != nil {
 		r.srv.Close()
@@ -368,7 +378,7 @@ func (r *Recorder) admit(req *sip.Request, tx sip.ServerTransaction) bool {
 // understood answers a request the recorder cannot take as RFC 3261 §8.2
 // asks: 505 for another SIP version, 416 for a Request-URI that is not a
 // SIP URI, 420 (with Unsupported) for a required extension other than
-// siprec. It returns false when it answered.
+// siprec and timer. It returns false when it answered.
 func (r *Recorder) understood(req *sip.Request, tx sip.ServerTransaction) bool {
 	refuse := func(code int, reason string, hs ...sip.Header) bool {
 		res := sip.NewResponseFromRequest(req, code, reason, nil)
@@ -393,7 +403,7 @@ func (r *Recorder) understood(req *sip.Request, tx sip.ServerTransaction) bool {
 	var unknown []string
 	for _, h := range req.GetHeaders("Require") {
 		for _, tag := range strings.Split(h.Value(), ",") {
-			if tag = strings.TrimSpace(tag); tag != "" && !strings.EqualFold(tag, "siprec") {
+			if tag = strings.TrimSpace(tag); tag != "" && !strings.EqualFold(tag, "siprec") && !strings.EqualFold(tag, "timer") {
 				unknown = append(unknown, tag)
 			}
 		}
@@ -454,6 +464,11 @@ func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
+	timer, err := negotiateTimer(req)
+	if err != nil {
+		r.refuseTimer(tx, req, err)
+		return
+	}
 	offer, metaBody, err := readOffer(req)
 	if err != nil {
 		r.respond(tx, req, 400, "Bad Request", callvault.ErrorMessage(err))
@@ -523,11 +538,16 @@ func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.dialog = dialog
 	s.lastHeard = r.now()
+	s.refreshed(timer, s.lastHeard)
 	r.mu.Lock()
 	r.sessions[callID] = s
 	r.started++
 	r.mu.Unlock()
-	if err := dialog.RespondSDP(answer); err != nil {
+	res := sip.NewSDPResponseFromRequest(dialog.InviteRequest, answer) // with the To tag of the dialog
+	for _, h := range append(timer.headers(), supported()) {
+		res.AppendHeader(h)
+	}
+	if err := dialog.WriteResponse(res); err != nil {
 		// The 200 OK may have gone out (sipgo reports a missing ACK the
 		// same way): keep recording. If the client never heard it, no RTP
 		// comes and the inactivity timeout ends the session.
@@ -768,7 +788,9 @@ func (r *Recorder) find(req *sip.Request) *session {
 }
 
 // watchInactivity ends sessions that have received nothing for
-// r.Inactivity (a BYE that was lost, a client that died).
+// r.Inactivity (a BYE that was lost, a client that died) and those whose
+// client stopped refreshing them (RFC 4028), and sends the refreshes the
+// recorder owes.
 func (r *Recorder) watchInactivity(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -779,11 +801,19 @@ func (r *Recorder) watchInactivity(ctx context.Context) {
 		case <-t.C:
 		}
 		now := r.now()
-		var idle []*session
+		var idle, expired, refresh []*session
 		r.mu.Lock()
 		for _, s := range r.sessions {
 			if s.ending {
 				continue
+			}
+			if expire, due := s.timerDue(now); expire {
+				s.ending = true
+				expired = append(expired, s)
+				continue
+			} else if due {
+				s.refreshing = true
+				refresh = append(refresh, s)
 			}
 			if d := s.media.Stats().Total.Datagrams; d != s.lastData {
 				s.lastData, s.lastHeard = d, now
@@ -793,6 +823,18 @@ func (r *Recorder) watchInactivity(ctx context.Context) {
 			}
 		}
 		r.mu.Unlock()
+		for _, s := range refresh {
+			go r.refreshSession(ctx, s)
+		}
+		for _, s := range expired {
+			r.log().Warn("recording session ended: the client stopped refreshing it", "call_id", s.callID, "session_expires", s.timer.interval)
+			r.finish(s, "session timer expired")
+			go func() {
+				bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				s.dialog.Bye(bctx)
+			}()
+		}
 		for _, s := range idle {
 			r.log().Warn("recording session ended: no RTP", "call_id", s.callID, "for", r.Inactivity)
 			r.finish(s, "no RTP")

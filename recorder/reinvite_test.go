@@ -136,8 +136,10 @@ func TestSessionRefresh(t *testing.T) {
 			t.Errorf("offered stream %d: port %d %s; want the session's port %d, recvonly", i, st.Port, st.Direction, s.Dest[i].Port())
 		}
 	}
-	if status, err := s.RefreshByUpdate(ctx); err != nil || status != 200 {
-		t.Errorf("UPDATE without a body: status %d, %v; want 200", status, err)
+	if res, err := s.RefreshByUpdate(ctx); err != nil {
+		t.Errorf("UPDATE without a body: %v", err)
+	} else if res.StatusCode != 200 {
+		t.Errorf("UPDATE without a body: status %d; want 200", res.StatusCode)
 	}
 	rec := f.finishAndCheck(t, s, call.CallID, "the refreshes", first, second)
 	if len(rec.Pauses) != 0 {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/callvault/callvault"
@@ -36,9 +37,16 @@ func (r *Recorder) finish(s *session, why string) {
 			return
 		}
 	}
-	r.wg.Add(1)
+	r.mu.Lock()
+	r.storing++
+	r.mu.Unlock()
 	go func() {
-		defer r.wg.Done()
+		defer func() {
+			r.mu.Lock()
+			r.storing--
+			r.storeCond().Broadcast()
+			r.mu.Unlock()
+		}()
 		defer r.drop(s)
 		if err := r.storeRetrying(sp, s.callID); err != nil {
 			r.log().Error("recording could not be stored; its spool is kept and retried at the next start", "call_id", s.callID, "err", err)
@@ -51,6 +59,15 @@ func (r *Recorder) finish(s *session, why string) {
 			"packets", st.Packets, "lost", st.Lost, "late", st.Late, "duplicates", st.Duplicates, "wrong_source", st.WrongSource,
 			"resyncs", st.Resyncs, "jitter", st.Jitter, "streams", streamSummary(stats.Streams))
 	}()
+}
+
+// storeCond is the condition Close waits on for stores to end. The
+// caller holds r.mu.
+func (r *Recorder) storeCond() *sync.Cond {
+	if r.stored == nil {
+		r.stored = sync.NewCond(&r.mu)
+	}
+	return r.stored
 }
 
 // streamSummary says, stream by stream, what arrived and what was dropped,

@@ -43,6 +43,25 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 		r.respond(tx, req, 500, "Server Internal Error", "CSeq out of order")
 		return
 	}
+	// Every re-INVITE and UPDATE refreshes the session (RFC 4028 §10),
+	// once it is answered with a 2xx; each says anew what timer it wants.
+	timer, err := negotiateTimer(req)
+	if err != nil {
+		r.refuseTimer(tx, req, err)
+		return
+	}
+	ok := func(res *sip.Response) {
+		for _, h := range append(timer.headers(), supported()) {
+			res.AppendHeader(h)
+		}
+		if err := tx.Respond(res); err != nil {
+			r.log().Warn("sip: could not answer a re-INVITE or UPDATE", "call_id", callID, "err", err)
+			return
+		}
+		r.mu.Lock()
+		s.refreshed(timer, r.now())
+		r.mu.Unlock()
+	}
 	if req.IsInvite() && len(req.Body()) == 0 {
 		// An offerless re-INVITE (a session-timer refresh, RFC 4028, or a
 		// client asking for an offer): the 2xx offers the session as it
@@ -50,10 +69,7 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 		r.mu.Lock()
 		sdp := s.answer
 		r.mu.Unlock()
-		res := sip.NewSDPResponseFromRequest(req, sdp)
-		if err := tx.Respond(res); err != nil {
-			r.log().Warn("sip: could not answer a re-INVITE", "call_id", callID, "err", err)
-		}
+		ok(sip.NewSDPResponseFromRequest(req, sdp))
 		return
 	}
 	offer, metaBody, err := readOffer(req)
@@ -70,9 +86,7 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 		r.updateMetadata(s, metaBody)
 	}
 	if offer == nil {
-		if err := tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil)); err != nil {
-			r.log().Warn("sip: could not answer an UPDATE", "call_id", callID, "err", err)
-		}
+		ok(sip.NewResponseFromRequest(req, 200, "OK", nil))
 		return
 	}
 	keys, crypto, err := s.newKeys(offer)
@@ -111,10 +125,7 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 	r.mu.Lock()
 	s.answer = answer
 	r.mu.Unlock()
-	res := sip.NewSDPResponseFromRequest(req, answer)
-	if err := tx.Respond(res); err != nil {
-		r.log().Warn("sip: could not answer a re-INVITE", "call_id", callID, "err", err)
-	}
+	ok(sip.NewSDPResponseFromRequest(req, answer))
 }
 
 // newKeys is what an offer inside the session asks of SRTP: for each

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -64,6 +65,8 @@ type Call struct {
 	SRTPMKI []byte
 	// WrongSRTPKey encrypts with a key other than the one offered (tests).
 	WrongSRTPKey bool
+	// Headers are added to the INVITE (Session-Expires, Supported, Allow).
+	Headers []sip.Header
 }
 
 // Client sends recording sessions to one recorder.
@@ -73,9 +76,14 @@ type Client struct {
 
 	ua     *sipgo.UserAgent
 	client *sipgo.Client
+	srv    *sipgo.Server
 	dialog sipgo.DialogUA
-	port   int
 	tls    bool
+
+	mu       sync.Mutex
+	received []*sip.Request // requests the recorder sent (after Listen)
+	// updateStatus is what an UPDATE from the recorder is answered with.
+	updateStatus int
 }
 
 // NewClient makes a client with its own SIP socket (UDP).
@@ -114,10 +122,60 @@ func newClient(server netip.AddrPort, conf *tls.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.srv, c.updateStatus = srv, 200
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		c.note(req)
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
+	srv.OnUpdate(func(req *sip.Request, tx sip.ServerTransaction) {
+		c.note(req)
+		c.mu.Lock()
+		code := c.updateStatus
+		c.mu.Unlock()
+		tx.Respond(sip.NewResponseFromRequest(req, code, "", nil))
+	})
 	return c, nil
+}
+
+func (c *Client) note(req *sip.Request) {
+	c.mu.Lock()
+	c.received = append(c.received, req.Clone())
+	c.mu.Unlock()
+}
+
+// Listen takes requests from the recorder (BYE, UPDATE) on a UDP port of
+// its own, named in the Contact of the sessions opened after it, until
+// Close. Without it what the recorder sends the client goes unheard.
+func (c *Client) Listen(ctx context.Context) error {
+	l, err := net.ListenPacket("udp", netip.AddrPortFrom(c.IP, 0).String())
+	if err != nil {
+		return err
+	}
+	c.dialog.ContactHDR.Address.Port = l.LocalAddr().(*net.UDPAddr).Port
+	go c.srv.ServeUDP(l)
+	return nil
+}
+
+// Received returns the requests of the session callID that the recorder
+// sent, in order (methods BYE and UPDATE; see Listen).
+func (c *Client) Received(callID string) []*sip.Request {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*sip.Request
+	for _, r := range c.received {
+		if h := r.CallID(); h != nil && h.Value() == callID {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// AnswerUpdates sets the status UPDATEs from the recorder get (200 until
+// then).
+func (c *Client) AnswerUpdates(code int) {
+	c.mu.Lock()
+	c.updateStatus = code
+	c.mu.Unlock()
 }
 
 // Close releases the client's sockets.
@@ -301,6 +359,9 @@ func (c *Client) Open(ctx context.Context, call Call, ports [2]int) (*Session, e
 		cid := sip.CallIDHeader(call.CallID)
 		req.AppendHeader(&cid)
 	}
+	for _, h := range call.Headers {
+		req.AppendHeader(h)
+	}
 	d, err := c.dialog.WriteInvite(ctx, req)
 	if err != nil {
 		return nil, err
@@ -331,6 +392,9 @@ func (c *Client) Open(ctx context.Context, call Call, ports [2]int) (*Session, e
 	}
 	return s, nil
 }
+
+// Response is the recorder's final response to the INVITE.
+func (s *Session) Response() *sip.Response { return s.dialog.InviteResponse }
 
 // Bye hangs up.
 func (s *Session) Bye(ctx context.Context) error { return s.dialog.Bye(ctx) }
@@ -378,11 +442,14 @@ func (s *Session) Reinvite(ctx context.Context, call Call) (int, error) {
 }
 
 // Refresh sends a re-INVITE without a body, as a session-timer refresh
-// (RFC 4028) may be: the recorder's 2xx carries an offer, which the ACK
-// answers with the session's SDP. It returns the status and the SDP of the
-// recorder's offer.
-func (s *Session) Refresh(ctx context.Context) (int, []byte, error) {
+// (RFC 4028) may be, with headers hs (Session-Expires): the recorder's 2xx
+// carries an offer, which the ACK answers with the session's SDP. It
+// returns the status and the SDP of the recorder's offer.
+func (s *Session) Refresh(ctx context.Context, hs ...sip.Header) (int, []byte, error) {
 	req := sip.NewRequest(sip.INVITE, s.remote())
+	for _, h := range hs {
+		req.AppendHeader(h)
+	}
 	res, err := s.dialog.Do(ctx, req)
 	if err != nil {
 		return 0, nil, err
@@ -400,13 +467,14 @@ func (s *Session) Refresh(ctx context.Context) (int, []byte, error) {
 }
 
 // RefreshByUpdate sends an UPDATE without a body, the other way a session
-// timer refreshes, and returns the status.
-func (s *Session) RefreshByUpdate(ctx context.Context) (int, error) {
-	res, err := s.dialog.Do(ctx, sip.NewRequest(sip.UPDATE, s.remote()))
-	if err != nil {
-		return 0, err
+// timer refreshes, with headers hs (Session-Expires), and returns the
+// response.
+func (s *Session) RefreshByUpdate(ctx context.Context, hs ...sip.Header) (*sip.Response, error) {
+	req := sip.NewRequest(sip.UPDATE, s.remote())
+	for _, h := range hs {
+		req.AppendHeader(h)
 	}
-	return res.StatusCode, nil
+	return s.dialog.Do(ctx, req)
 }
 
 // Update sends an UPDATE carrying call's metadata alone (RFC 7866 §8.3).
