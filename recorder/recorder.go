@@ -100,6 +100,7 @@ type Recorder struct {
 	sessions map[string]*session // by Call-ID
 	started  uint64              // sessions answered
 	rejected map[int]uint64      // INVITEs refused, by status code
+	ended    map[string]uint64   // sessions ended, by why (Counts.Ended)
 	// strangers counts requests from addresses that are not recording
 	// clients: a few get a 403, then they are ignored (a scanner learns
 	// nothing and costs nothing).
@@ -300,6 +301,11 @@ type Counts struct {
 	Active   int            // sessions in progress
 	Started  uint64         // sessions answered
 	Rejected map[int]uint64 // INVITEs refused, by SIP status
+	// Ended counts sessions that ended, by why: bye, no_rtp (the
+	// inactivity timeout), session_timer_expired, session_refresh_failed
+	// (RFC 4028), server_stopping. Many no_rtp endings mean an SBC that
+	// does not send BYE, or RTP that does not reach the recorder.
+	Ended map[string]uint64
 	// Pending are recordings of ended sessions waiting in the spool to be
 	// stored; StoreFailures counts the attempts to store that failed.
 	Pending       int
@@ -310,7 +316,8 @@ type Counts struct {
 func (r *Recorder) Counts() Counts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	c := Counts{Started: r.started, Rejected: make(map[int]uint64, len(r.rejected)), Pending: r.pendingLocked(), StoreFailures: r.storeFailures}
+	c := Counts{Started: r.started, Rejected: make(map[int]uint64, len(r.rejected)), Ended: make(map[string]uint64, len(r.ended)),
+		Pending: r.pendingLocked(), StoreFailures: r.storeFailures}
 	for _, s := range r.sessions {
 		if !s.ending {
 			c.Active++
@@ -318,6 +325,9 @@ func (r *Recorder) Counts() Counts {
 	}
 	for k, v := range r.rejected {
 		c.Rejected[k] = v
+	}
+	for k, v := range r.ended {
+		c.Ended[k] = v
 	}
 	return c
 }

@@ -24,6 +24,10 @@ func (r *Recorder) finish(s *session, why string) {
 	r.mu.Lock()
 	r.done.Add(st)
 	s.counted = true
+	if r.ended == nil {
+		r.ended = map[string]uint64{}
+	}
+	r.ended[strings.ReplaceAll(strings.ToLower(why), " ", "_")]++
 	r.mu.Unlock()
 	for _, p := range s.ports {
 		if p != 0 {

@@ -129,6 +129,9 @@ func TestSessionTimerClientRefreshes(t *testing.T) {
 	if rec := f.waitRecording(t, call.CallID); rec.Duration < 140*time.Second {
 		t.Errorf("the stored session lasts %v; want the 140 s it ran", rec.Duration)
 	}
+	if n := f.rec.Counts().Ended; n["session_timer_expired"] != 1 || len(n) != 1 {
+		t.Errorf("sessions ended, by why: %v; want one session_timer_expired", n)
+	}
 }
 
 // The client asks the recorder to refresh (refresher=uas) and allows
@@ -163,6 +166,9 @@ func TestSessionTimerRecorderRefreshes(t *testing.T) {
 		t.Fatalf("after a refresh answered 481 the recorder sent %q; want UPDATE UPDATE BYE", methods(got))
 	}
 	f.waitRecording(t, call.CallID)
+	if n := f.rec.Counts().Ended; n["session_refresh_failed"] != 1 || len(n) != 1 {
+		t.Errorf("sessions ended, by why: %v; want one session_refresh_failed", n)
+	}
 }
 
 // What each Session-Expires gets: an interval under 90 s from a client

@@ -188,6 +188,7 @@ func (f *sipFlags) startRecorder(ctx context.Context, e *env, dep *deployment, s
 type sipCollector struct {
 	rec                         *recorder.Recorder
 	active, started, rejections *prometheus.Desc
+	ended                       *prometheus.Desc
 	rtp, jitter, codecs         *prometheus.Desc
 	pending, storeFailures      *prometheus.Desc
 }
@@ -196,7 +197,8 @@ func newSIPCollector(rec *recorder.Recorder) *sipCollector {
 	return &sipCollector{rec: rec,
 		active:        prometheus.NewDesc("callvault_sip_sessions_active", "SIPREC recording sessions in progress.", nil, nil),
 		started:       prometheus.NewDesc("callvault_sip_sessions_total", "SIPREC recording sessions answered since start.", nil, nil),
-		rejections:    prometheus.NewDesc("callvault_sip_rejected_total", "INVITEs refused, by SIP status (403 not a recording client, 488 not SIPREC or no codec, 503 storage or capacity; 0 dropped unanswered).", []string{"code"}, nil),
+		ended:         prometheus.NewDesc("callvault_sip_sessions_ended_total", "SIPREC recording sessions ended, by why: bye, no_rtp (--sip-inactivity: an SBC that sends no BYE, or RTP that does not arrive), session_timer_expired and session_refresh_failed (RFC 4028), server_stopping.", []string{"why"}, nil),
+		rejections:    prometheus.NewDesc("callvault_sip_rejected_total", "INVITEs refused, by SIP status (403 not a recording client, 422 session interval too small, 488 not SIPREC or no codec, 503 storage or capacity; 0 dropped unanswered).", []string{"code"}, nil),
 		rtp:           prometheus.NewDesc("callvault_rtp_packets_total", "RTP datagrams of recording sessions, by what became of them: recorded (RTP from the right source), lost (filled with silence), late, duplicate, wrong_source, auth_failed (SRTP), undecodable, malformed.", []string{"kind"}, nil),
 		jitter:        prometheus.NewDesc("callvault_rtp_jitter_seconds", "Largest RFC 3550 interarrival jitter of any stream in progress.", nil, nil),
 		pending:       prometheus.NewDesc("callvault_sip_recordings_pending", "Recordings of ended sessions waiting in the spool to be stored (the database or storage is failing when this stays above 0).", nil, nil),
@@ -209,6 +211,7 @@ func (c *sipCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.active
 	ch <- c.started
 	ch <- c.rejections
+	ch <- c.ended
 	ch <- c.rtp
 	ch <- c.jitter
 	ch <- c.codecs
@@ -224,6 +227,9 @@ func (c *sipCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.storeFailures, prometheus.CounterValue, float64(n.StoreFailures))
 	for code, v := range n.Rejected {
 		ch <- prometheus.MustNewConstMetric(c.rejections, prometheus.CounterValue, float64(v), strconv.Itoa(code))
+	}
+	for why, v := range n.Ended {
+		ch <- prometheus.MustNewConstMetric(c.ended, prometheus.CounterValue, float64(v), why)
 	}
 	t := c.rec.Totals()
 	for kind, v := range map[string]uint64{"recorded": t.Packets, "lost": t.Lost, "late": t.Late, "duplicate": t.Duplicates,

@@ -84,8 +84,8 @@ func TestSIPTestCommand(t *testing.T) {
 		t.Errorf("sip test over mutual TLS with SRTP: %v\n%s", err, out)
 	}
 	if m := metrics(t, url); !strings.Contains(m, `callvault_rtp_codec_packets_total{codec="PCMA"} `) || !strings.Contains(m, `callvault_rtp_codec_packets_total{codec="PCMU"} `) ||
-		!strings.Contains(m, `callvault_sip_rejected_total{code="401"} `) {
-		t.Errorf("/metrics lacks the codecs or the 401:\n%s", m)
+		!strings.Contains(m, `callvault_sip_rejected_total{code="401"} `) || !strings.Contains(m, `callvault_sip_sessions_ended_total{why="bye"} 3`) {
+		t.Errorf("/metrics lacks the codecs, the 401 or the 3 sessions ended by BYE:\n%s", m)
 	}
 }
 
