@@ -56,9 +56,11 @@ func pcapRTPPayloads(t *testing.T, path string) [][]byte {
 }
 
 // sipp, a real SIP test tool, plays an SBC: a SIPREC INVITE with a
-// multipart body of SDP and metadata, then the A-law audio of a pcap on
-// the first stream, then BYE. The recording holds that audio, sample for
-// sample, on the caller's channel, with the metadata's parties.
+// multipart body of SDP and metadata and a session timer, then the A-law
+// audio of a pcap on the first stream, a session refresh by UPDATE (the
+// scenario checks that both 200 OKs carry the timer agreed), then BYE. The
+// recording holds that audio, sample for sample, on the caller's channel,
+// with the metadata's parties.
 func TestSippSession(t *testing.T) {
 	sipp, err := exec.LookPath("sipp")
 	need(t, "sipp", "apt-get install sip-tester", err == nil)
