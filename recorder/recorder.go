@@ -812,6 +812,7 @@ func (r *Recorder) watchInactivity(ctx context.Context) {
 		}
 		now := r.now()
 		var idle, expired, refresh []*session
+		var intervals []time.Duration // of the expired
 		r.mu.Lock()
 		for _, s := range r.sessions {
 			if s.ending {
@@ -819,7 +820,7 @@ func (r *Recorder) watchInactivity(ctx context.Context) {
 			}
 			if expire, due := s.timerDue(now); expire {
 				s.ending = true
-				expired = append(expired, s)
+				expired, intervals = append(expired, s), append(intervals, s.timer.interval)
 				continue
 			} else if due {
 				s.refreshing = true
@@ -836,27 +837,27 @@ func (r *Recorder) watchInactivity(ctx context.Context) {
 		for _, s := range refresh {
 			go r.refreshSession(ctx, s)
 		}
-		for _, s := range expired {
-			r.log().Warn("recording session ended: the client stopped refreshing it", "call_id", s.callID, "session_expires", s.timer.interval)
-			r.finish(s, "session timer expired")
-			go func() {
-				bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				defer cancel()
-				s.dialog.Bye(bctx)
-			}()
+		for i, s := range expired {
+			r.log().Warn("recording session ended: the client stopped refreshing it", "call_id", s.callID, "session_expires", intervals[i])
+			r.hangUp(ctx, s, "session timer expired")
 		}
 		for _, s := range idle {
 			r.log().Warn("recording session ended: no RTP", "call_id", s.callID, "for", r.Inactivity)
-			r.finish(s, "no RTP")
-			// Tell the client, without waiting on it: a dead client must
-			// not hold up the others' endings.
-			go func() {
-				bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				defer cancel()
-				s.dialog.Bye(bctx)
-			}()
+			r.hangUp(ctx, s, "no RTP")
 		}
 	}
+}
+
+// hangUp ends a session the recorder ends itself, and tells the client
+// with a BYE, without waiting on it: a dead client must not hold up the
+// others' endings.
+func (r *Recorder) hangUp(ctx context.Context, s *session, why string) {
+	r.finish(s, why)
+	go func() {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		s.dialog.Bye(bctx)
+	}()
 }
 
 func (r *Recorder) now() time.Time {

@@ -210,10 +210,7 @@ func (r *Recorder) refreshSession(parent context.Context, s *session) {
 		answer = strconv.Itoa(res.StatusCode)
 	}
 	r.log().Warn("recording session ended: the client did not take a session refresh", "call_id", s.callID, "answer", answer)
-	r.finish(s, "session refresh failed")
-	bctx, bcancel := context.WithTimeout(parent, 5*time.Second)
-	defer bcancel()
-	s.dialog.Bye(bctx)
+	r.hangUp(parent, s, "session refresh failed")
 }
 
 // remote is where in-dialog requests to the client go: its Contact.
