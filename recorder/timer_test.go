@@ -109,7 +109,16 @@ func TestSessionTimerClientRefreshes(t *testing.T) {
 	}
 
 	clock.advance(50 * time.Second)
-	res, err := s.RefreshByUpdate(ctx, sip.NewHeader("Session-Expires", "120;refresher=uac"), sip.NewHeader("Supported", "timer"))
+	// A refresh asking for too short an interval is refused and changes
+	// nothing; the session goes on under the timer it had.
+	res, err := s.RefreshByUpdate(ctx, sip.NewHeader("Session-Expires", "30"), sip.NewHeader("Supported", "timer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 422 || header(res, "Min-SE") != "90" || f.rec.Counts().Active != 1 {
+		t.Fatalf("refresh with 30 s: %d, Min-SE %q, %d sessions; want 422, 90, 1", res.StatusCode, header(res, "Min-SE"), f.rec.Counts().Active)
+	}
+	res, err = s.RefreshByUpdate(ctx, sip.NewHeader("Session-Expires", "120;refresher=uac"), sip.NewHeader("Supported", "timer"))
 	if err != nil {
 		t.Fatal(err)
 	}
