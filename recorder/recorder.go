@@ -106,7 +106,7 @@ type Recorder struct {
 	// nothing and costs nothing).
 	strangers *throttle.Limiter
 	storing   int        // sessions being stored (a BYE may start one while Close waits)
-	stored    *sync.Cond // on mu: broadcast as each store ends (see storeCond)
+	stored    *sync.Cond // on mu: broadcast as each store ends
 	acad      academyCache
 	stopping  chan struct{}     // closed by Close: retries give up, spools stay
 	done      media.StreamStats // media counters of the sessions that ended
@@ -183,6 +183,8 @@ func (r *Recorder) Start(ctx context.Context) error {
 	r.sessions = map[string]*session{}
 	r.stopping = make(chan struct{})
 	r.rejected = map[int]uint64{}
+	r.ended = map[string]uint64{}
+	r.stored = sync.NewCond(&r.mu)
 	r.strangers = throttle.New(strangerReplies, time.Minute)
 	if len(r.Credentials) > 0 {
 		r.auth = newDigestAuth(r.Realm, r.Credentials, r.now)
@@ -265,7 +267,7 @@ func (r *Recorder) Close() error {
 	}
 	r.mu.Lock()
 	for r.storing > 0 {
-		r.storeCond().Wait()
+		r.stored.Wait()
 	}
 	r.mu.Unlock()
 	r.closeListeners()
@@ -354,16 +356,34 @@ func (r *Recorder) respond(tx sip.ServerTransaction, req *sip.Request, code int,
 	}
 }
 
+// items are the comma-separated values of a request's headers called
+// names (the option tags of Require or Supported, the methods of Allow),
+// trimmed, empty ones left out.
+func items(req *sip.Request, names ...string) []string {
+	var out []string
+	for _, name := range names {
+		for _, h := range req.GetHeaders(name) {
+			for _, v := range strings.Split(h.Value(), ",") {
+				if v = strings.TrimSpace(v); v != "" {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// listed reports whether the headers called names list v, in any case.
+func listed(req *sip.Request, v string, names ...string) bool {
+	return slices.ContainsFunc(items(req, names...), func(x string) bool { return strings.EqualFold(x, v) })
+}
+
 // isSIPREC reports whether an INVITE opens a recording session: it
 // requires the siprec option tag, or its Contact carries +sip.src. Clients
 // differ in which they send; either is enough.
 func isSIPREC(req *sip.Request) bool {
-	for _, h := range req.GetHeaders("Require") {
-		for _, tag := range strings.Split(h.Value(), ",") {
-			if strings.EqualFold(strings.TrimSpace(tag), "siprec") {
-				return true
-			}
-		}
+	if listed(req, "siprec", "Require") {
+		return true
 	}
 	if c := req.Contact(); c != nil && c.Params != nil {
 		if _, ok := c.Params.Get("+sip.src"); ok {
@@ -411,11 +431,9 @@ func (r *Recorder) understood(req *sip.Request, tx sip.ServerTransaction) bool {
 		return refuse(416, "Unsupported URI Scheme")
 	}
 	var unknown []string
-	for _, h := range req.GetHeaders("Require") {
-		for _, tag := range strings.Split(h.Value(), ",") {
-			if tag = strings.TrimSpace(tag); tag != "" && !strings.EqualFold(tag, "siprec") && !strings.EqualFold(tag, "timer") {
-				unknown = append(unknown, tag)
-			}
+	for _, tag := range items(req, "Require") {
+		if !strings.EqualFold(tag, "siprec") && !strings.EqualFold(tag, "timer") {
+			unknown = append(unknown, tag)
 		}
 	}
 	if len(unknown) > 0 {
@@ -554,7 +572,7 @@ func (r *Recorder) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	r.started++
 	r.mu.Unlock()
 	res := sip.NewSDPResponseFromRequest(dialog.InviteRequest, answer) // with the To tag of the dialog
-	for _, h := range append(timer.headers(), supported()) {
+	for _, h := range timer.headers() {
 		res.AppendHeader(h)
 	}
 	if err := dialog.WriteResponse(res); err != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/callvault/callvault"
@@ -24,9 +23,6 @@ func (r *Recorder) finish(s *session, why string) {
 	r.mu.Lock()
 	r.done.Add(st)
 	s.counted = true
-	if r.ended == nil {
-		r.ended = map[string]uint64{}
-	}
 	r.ended[strings.ReplaceAll(strings.ToLower(why), " ", "_")]++
 	r.mu.Unlock()
 	for _, p := range s.ports {
@@ -48,7 +44,7 @@ func (r *Recorder) finish(s *session, why string) {
 		defer func() {
 			r.mu.Lock()
 			r.storing--
-			r.storeCond().Broadcast()
+			r.stored.Broadcast()
 			r.mu.Unlock()
 		}()
 		defer r.drop(s)
@@ -63,15 +59,6 @@ func (r *Recorder) finish(s *session, why string) {
 			"packets", st.Packets, "lost", st.Lost, "late", st.Late, "duplicates", st.Duplicates, "wrong_source", st.WrongSource,
 			"resyncs", st.Resyncs, "jitter", st.Jitter, "streams", streamSummary(stats.Streams))
 	}()
-}
-
-// storeCond is the condition Close waits on for stores to end. The
-// caller holds r.mu.
-func (r *Recorder) storeCond() *sync.Cond {
-	if r.stored == nil {
-		r.stored = sync.NewCond(&r.mu)
-	}
-	return r.stored
 }
 
 // streamSummary says, stream by stream, what arrived and what was dropped,

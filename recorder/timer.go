@@ -57,14 +57,14 @@ func negotiateTimer(req *sip.Request) (sessionTimer, error) {
 	if err != nil {
 		return sessionTimer{}, err
 	}
-	if !hasOptionTag(req, "timer") {
+	if !listed(req, "timer", "Supported", "k", "Require") {
 		return sessionTimer{}, nil // a proxy's wish; the client cannot refresh
 	}
 	if interval < MinSessionExpires {
 		return sessionTimer{}, errTimerTooSmall
 	}
 	if refresher == "uas" {
-		if !allows(req, sip.UPDATE) {
+		if !listed(req, string(sip.UPDATE), "Allow") {
 			return sessionTimer{}, nil // declined: no re-INVITEs of our own
 		}
 		return sessionTimer{interval: interval, byUs: true}, nil
@@ -93,52 +93,22 @@ func parseSessionExpires(v string) (time.Duration, string, error) {
 	return time.Duration(n) * time.Second, refresher, nil
 }
 
-// hasOptionTag reports whether a request's Supported or Require lists tag.
-func hasOptionTag(req *sip.Request, tag string) bool {
-	for _, name := range []string{"Supported", "k", "Require"} {
-		for _, h := range req.GetHeaders(name) {
-			for _, t := range strings.Split(h.Value(), ",") {
-				if strings.EqualFold(strings.TrimSpace(t), tag) {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
-// allows reports whether a request's Allow lists method.
-func allows(req *sip.Request, method sip.RequestMethod) bool {
-	for _, h := range req.GetHeaders("Allow") {
-		for _, m := range strings.Split(h.Value(), ",") {
-			if strings.EqualFold(strings.TrimSpace(m), string(method)) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// headers are what a 2xx says of the timer: Session-Expires and Require:
-// timer when there is one. The refresher is named from the point of view
-// of the request being answered: the client (uac) or the recorder (uas).
+// headers are what a 2xx says of the timer: Supported: timer, and
+// Session-Expires and Require: timer when there is one. The refresher is
+// named from the point of view of the request being answered: the client
+// (uac) or the recorder (uas).
 func (t sessionTimer) headers() []sip.Header {
+	hs := []sip.Header{sip.NewHeader("Supported", "timer")}
 	if t.interval == 0 {
-		return nil
+		return hs
 	}
 	refresher := "uac"
 	if t.byUs {
 		refresher = "uas"
 	}
-	return []sip.Header{
-		sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=%s", int(t.interval/time.Second), refresher)),
-		sip.NewHeader("Require", "timer"),
-	}
+	return append(hs, sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=%s", int(t.interval/time.Second), refresher)),
+		sip.NewHeader("Require", "timer"))
 }
-
-// supported is the Supported header of the recorder's 2xx answers and
-// requests.
-func supported() sip.Header { return sip.NewHeader("Supported", "timer") }
 
 // refuseTimer answers a request whose Session-Expires negotiateTimer
 // refused: 422 with Min-SE for an interval too small, 400 for one that
@@ -184,7 +154,7 @@ func (r *Recorder) refreshSession(parent context.Context, s *session) {
 	r.mu.Unlock()
 	req := sip.NewRequest(sip.UPDATE, s.remote())
 	req.AppendHeader(sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=uac", int(t.interval/time.Second))))
-	req.AppendHeader(supported())
+	req.AppendHeader(sip.NewHeader("Supported", "timer"))
 	ctx, cancel := context.WithTimeout(parent, 32*time.Second) // Timer F
 	res, err := s.dialog.Do(ctx, req)
 	cancel()

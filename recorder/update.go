@@ -51,7 +51,7 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 		return
 	}
 	ok := func(res *sip.Response) {
-		for _, h := range append(timer.headers(), supported()) {
+		for _, h := range timer.headers() {
 			res.AppendHeader(h)
 		}
 		if err := tx.Respond(res); err != nil {
