@@ -155,6 +155,7 @@ func (r *Recorder) refreshSession(parent context.Context, s *session) {
 	req := sip.NewRequest(sip.UPDATE, s.remote())
 	req.AppendHeader(sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=uac", int(t.interval/time.Second))))
 	req.AppendHeader(sip.NewHeader("Supported", "timer"))
+	sent := r.now() // the interval runs from the refresh, not from its answer
 	ctx, cancel := context.WithTimeout(parent, 32*time.Second) // Timer F
 	res, err := s.dialog.Do(ctx, req)
 	cancel()
@@ -162,7 +163,7 @@ func (r *Recorder) refreshSession(parent context.Context, s *session) {
 	r.mu.Lock()
 	s.refreshing = false
 	if !lost {
-		s.refreshedAt = r.now() // refreshed, or the next try is half an interval on
+		s.refreshedAt = sent // refreshed, or the next try is half an interval on
 		r.mu.Unlock()
 		if err == nil && !res.IsSuccess() {
 			r.log().Warn("sip: the client refused a session refresh; recording goes on", "call_id", s.callID, "status", res.StatusCode)

@@ -54,13 +54,13 @@ func (r *Recorder) onReinvite(req *sip.Request, tx sip.ServerTransaction, callID
 		for _, h := range timer.headers() {
 			res.AppendHeader(h)
 		}
-		if err := tx.Respond(res); err != nil {
-			r.log().Warn("sip: could not answer a re-INVITE or UPDATE", "call_id", callID, "err", err)
-			return
-		}
+		// Refreshed before the 2xx goes: the client may act on it at once.
 		r.mu.Lock()
 		s.refreshed(timer, r.now())
 		r.mu.Unlock()
+		if err := tx.Respond(res); err != nil {
+			r.log().Warn("sip: could not answer a re-INVITE or UPDATE", "call_id", callID, "err", err)
+		}
 	}
 	if req.IsInvite() && len(req.Body()) == 0 {
 		// An offerless re-INVITE (a session-timer refresh, RFC 4028, or a
