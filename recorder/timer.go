@@ -155,7 +155,8 @@ func (r *Recorder) refreshSession(parent context.Context, s *session) {
 	req := sip.NewRequest(sip.UPDATE, s.remote())
 	req.AppendHeader(sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=uac", int(t.interval/time.Second))))
 	req.AppendHeader(sip.NewHeader("Supported", "timer"))
-	sent := r.now() // the interval runs from the refresh, not from its answer
+	// The interval runs from the refresh, not from its answer.
+	sent := r.now()
 	ctx, cancel := context.WithTimeout(parent, 32*time.Second) // Timer F
 	res, err := s.dialog.Do(ctx, req)
 	cancel()
